@@ -1,0 +1,1 @@
+"""Dataset readers, the synthetic multi-modal set and grain input pipelines."""
