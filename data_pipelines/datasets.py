@@ -1,0 +1,16 @@
+"""One entry point from a config's `data` section to a ReIDData."""
+
+from __future__ import annotations
+
+from ml_collections import ConfigDict
+
+from data_pipelines.records import ReIDData
+
+
+def load_data(data: ConfigDict, seed: int = 0) -> ReIDData:
+  """The synthetic set (data.name == 'synthetic') or a real dataset from data.root."""
+  if data.name == "synthetic":
+    from data_pipelines import synthetic
+    return synthetic.load(root=data.root or None, size=data.size, seed=seed)
+  from data_pipelines.readers import registry
+  return registry.load_dataset(data.name, data.root)

@@ -1,0 +1,73 @@
+"""Image decoding and augmentation on the host (NumPy + PIL), uint8 in and out."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+class ImageError(ValueError):
+  """An image file could not be read; the message names the file."""
+
+
+def load_image(path: str, size: tuple[int, int]) -> np.ndarray:
+  """Reads an image file as RGB uint8 [H, W, 3] resized to size=(H, W)."""
+  try:
+    with Image.open(path) as image:
+      image = image.convert("RGB")
+      if image.size != (size[1], size[0]):
+        image = image.resize((size[1], size[0]), Image.BILINEAR)
+      return np.asarray(image, dtype=np.uint8)
+  except (OSError, ValueError) as error:
+    raise ImageError(f"cannot read image {path!r}: {error}") from error
+
+
+def random_flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  return image[:, ::-1] if rng.random() < 0.5 else image
+
+
+def random_crop_with_padding(image: np.ndarray, padding: int, rng: np.random.Generator) -> np.ndarray:
+  """Zero-pads by `padding` pixels and crops back to the original size at a random offset."""
+  if padding <= 0:
+    return image
+  h, w = image.shape[:2]
+  padded = np.pad(image, ((padding, padding), (padding, padding), (0, 0)))
+  top, left = rng.integers(0, 2 * padding + 1, size=2)
+  return padded[top:top + h, left:left + w]
+
+
+def random_erasing(image: np.ndarray, rng: np.random.Generator, probability: float = 0.5,
+                   area: tuple[float, float] = (0.02, 0.4), min_aspect: float = 0.3) -> np.ndarray:
+  """Replaces a random rectangle with uniform noise (Zhong et al. 2020)."""
+  if rng.random() >= probability:
+    return image
+  h, w = image.shape[:2]
+  for _ in range(100):
+    target = rng.uniform(*area) * h * w
+    aspect = np.exp(rng.uniform(np.log(min_aspect), -np.log(min_aspect)))
+    eh, ew = int(round(np.sqrt(target * aspect))), int(round(np.sqrt(target / aspect)))
+    if 0 < eh < h and 0 < ew < w:
+      top, left = rng.integers(0, h - eh + 1), rng.integers(0, w - ew + 1)
+      image = image.copy()
+      image[top:top + eh, left:left + ew] = rng.integers(0, 256, size=(eh, ew, image.shape[2]), dtype=np.uint8)
+      return image
+  return image
+
+
+def color_jitter(image: np.ndarray, rng: np.random.Generator, strength: float = 0.2) -> np.ndarray:
+  """Random brightness, contrast and saturation scaling by factors in [1 - s, 1 + s]."""
+  x = image.astype(np.float32)
+  brightness, contrast, saturation = rng.uniform(1 - strength, 1 + strength, size=3)
+  x = x * brightness
+  x = (x - x.mean()) * contrast + x.mean()
+  gray = x.mean(axis=2, keepdims=True)
+  x = (x - gray) * saturation + gray
+  return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def random_grayscale(image: np.ndarray, rng: np.random.Generator, probability: float) -> np.ndarray:
+  """With the given probability, all three channels become the luminance (visible-infrared bridging)."""
+  if rng.random() >= probability:
+    return image
+  gray = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+  return np.repeat(gray[..., None], 3, axis=2).clip(0, 255).astype(np.uint8)

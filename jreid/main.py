@@ -1,0 +1,55 @@
+"""Train and evaluate a jreid model: `python -m jreid.main --config=configs/unified.py`.
+
+Runs resume by themselves: the same command with the same --workdir continues
+from the latest checkpoint (and, if training is complete, only evaluates).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/unified.py", "Experiment config file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (then evaluate) or evaluate only.")
+
+
+def default_workdir(config_path: str, preset: str) -> str:
+  name = os.path.splitext(os.path.basename(config_path.split(":")[0]))[0]
+  return os.path.join("runs", name if preset in (name, "cpu") else f"{name}-{preset}")
+
+
+def main(argv) -> None:
+  del argv
+  import jax
+
+  from data_pipelines.datasets import load_data
+  from jreid import methods
+  from jreid.eval.tasks import evaluate_tasks, print_summary
+  from jreid.train import loop
+
+  config = _CONFIG.value
+  workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].config_filename, config.preset)
+  os.makedirs(workdir, exist_ok=True)
+  started = time.perf_counter()
+  print(f"jreid: config {flags.FLAGS['config'].config_filename} (preset {config.preset}), workdir {workdir}, "
+        f"devices {jax.devices()}")
+  data = load_data(config.data, config.seed)
+  print(f"data: {data.name}, {len(data.train)} training images of {data.num_train_ids} identities, "
+        f"tasks {', '.join(data.tasks)}")
+  method = methods.build(config, data.num_train_ids)
+  if _MODE.value == "train":
+    state, _ = loop.train(config, workdir, method, data.train)
+  else:
+    state = loop.restore_state(config, workdir, method)
+  results = evaluate_tasks(config, method, state, data, workdir)
+  print_summary(results, workdir, elapsed=time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+  logging.getLogger("absl").setLevel(logging.WARNING)
+  app.run(main)

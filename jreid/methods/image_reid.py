@@ -1,0 +1,64 @@
+"""Supervised image ReID: CLIP-style ViT + BNNeck, identity and batch-hard triplet losses.
+
+The shared baseline of every method: photo, infrared, sketch and low-resolution
+images of an identity share its label, so one image tower learns them all.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from ml_collections import ConfigDict
+
+from jreid import losses
+from jreid.models.clip import VisionConfig, VisionTransformer
+from jreid.models.preprocess import normalize_images
+from jreid.models.reid_head import BNNeckHead
+
+
+class ImageReIDNet(nn.Module):
+  """Image tower + ReID head; returns (feature before the BNNeck, identity logits)."""
+
+  vision: VisionConfig
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, images: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+    x = normalize_images(images, jnp.dtype(self.vision.dtype))
+    feature = VisionTransformer(self.vision, name="vision")(x).embedding.astype(jnp.float32)
+    _, logits = BNNeckHead(self.num_classes, name="head")(feature, train)
+    return feature, logits
+
+
+class ImageReID:
+  """The method object the trainer drives: init, loss and image encoding."""
+
+  query_kinds = ("image", "sketch", "image+instruction", "image+template")
+
+  def __init__(self, config: ConfigDict, num_classes: int):
+    self.config = config
+    self.vision = VisionConfig.from_dict(config.model.vision.to_dict())
+    self.net = ImageReIDNet(self.vision, num_classes)
+
+  def init(self, rng: jax.Array, batch: dict) -> tuple[dict, dict]:
+    variables = self.net.init(rng, jnp.asarray(batch["image"][:2]), train=False)
+    params = variables.pop("params")
+    return params, dict(variables)
+
+  def loss(self, params, model_state, batch, rng):
+    del rng
+    (feature, logits), updates = self.net.apply({"params": params, **model_state}, batch["image"], train=True,
+                                                mutable=["batch_stats"])
+    cfg = self.config.loss
+    terms = {
+        "id": losses.cross_entropy(logits, batch["label"], cfg.label_smoothing),
+        "triplet": losses.batch_hard_triplet(feature, batch["label"], cfg.triplet_margin),
+    }
+    total = cfg.id_weight * terms["id"] + cfg.triplet_weight * terms["triplet"]
+    return total, (terms, dict(updates))
+
+  def encode_images(self, params, model_state, images: jax.Array) -> jax.Array:
+    """L2-normalised retrieval features (before the BNNeck) of uint8 images."""
+    feature, _ = self.net.apply({"params": params, **model_state}, images, train=False)
+    return feature / jnp.linalg.norm(feature, axis=-1, keepdims=True).clip(1e-12)

@@ -1,0 +1,392 @@
+"""CLIP-style image and text encoders as Flax linen modules.
+
+Images are float [B, H, W, 3], already normalised with CLIP_MEAN / CLIP_STD.
+Token ids are int [B, L] as `jreid.models.tokenizer.Tokenizer.encode` makes
+them. Both towers return an `EncoderOutput`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Callable
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+# Per-channel RGB mean and std (of pixels in [0, 1]) the CLIP encoders expect.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def quick_gelu(x: jax.Array) -> jax.Array:
+  """The sigmoid approximation of GELU that OpenAI CLIP was trained with."""
+  return x * jax.nn.sigmoid(1.702 * x)
+
+
+def exact_gelu(x: jax.Array) -> jax.Array:
+  return jax.nn.gelu(x, approximate=False)
+
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "quick_gelu": quick_gelu,
+    "gelu": exact_gelu,
+}
+
+
+def _check_transformer_shape(cfg) -> None:
+  if cfg.width % cfg.heads:
+    raise ValueError(f"width {cfg.width} is not divisible by heads {cfg.heads}")
+  if cfg.activation not in ACTIVATIONS:
+    raise ValueError(f"activation {cfg.activation!r} is not one of {sorted(ACTIVATIONS)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class VisionConfig:
+  """ViT image encoder; image_size is (height, width) in pixels."""
+
+  image_size: tuple[int, int] = (224, 224)
+  patch_size: int = 16
+  width: int = 768
+  layers: int = 12
+  heads: int = 12
+  mlp_dim: int = 3072
+  embed_dim: int = 512
+  dtype: str = "float32"
+  param_dtype: str = "float32"
+  activation: str = "quick_gelu"
+  layer_norm_eps: float = 1e-5
+
+  def __post_init__(self):
+    object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
+    if len(self.image_size) != 2 or any(s % self.patch_size for s in self.image_size):
+      raise ValueError(
+          f"image_size {self.image_size} must be (H, W), both multiples of patch_size {self.patch_size}")
+    _check_transformer_shape(self)
+
+  @property
+  def grid(self) -> tuple[int, int]:
+    """Patch grid (rows, columns)."""
+    return self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig:
+  """Causal text encoder pooled at the first end-of-text token."""
+
+  vocab_size: int = 49408
+  context_length: int = 77
+  width: int = 512
+  layers: int = 12
+  heads: int = 8
+  mlp_dim: int = 2048
+  embed_dim: int = 512
+  eot_token_id: int = 49407
+  dtype: str = "float32"
+  param_dtype: str = "float32"
+  activation: str = "quick_gelu"
+  layer_norm_eps: float = 1e-5
+
+  def __post_init__(self):
+    _check_transformer_shape(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class CLIPConfig:
+  """Both towers plus the initial log logit scale (log(1/0.07))."""
+
+  vision: VisionConfig = dataclasses.field(default_factory=VisionConfig)
+  text: TextConfig = dataclasses.field(default_factory=TextConfig)
+  logit_scale_init: float = math.log(1 / 0.07)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: dict[str, Any]) -> CLIPConfig:
+    return cls(
+        vision=VisionConfig(**d["vision"]),
+        text=TextConfig(**d["text"]),
+        logit_scale_init=d["logit_scale_init"])
+
+  def with_dtype(self, dtype: str) -> CLIPConfig:
+    """The same model computing in `dtype` (parameters keep their dtype)."""
+    return dataclasses.replace(
+        self,
+        vision=dataclasses.replace(self.vision, dtype=dtype),
+        text=dataclasses.replace(self.text, dtype=dtype))
+
+
+@flax.struct.dataclass
+class EncoderOutput:
+  """What a tower returns.
+
+  tokens: [B, T, width] final tokens after the last LayerNorm (ln_post / ln_final).
+  feature: [B, width] the pooled token (class token / first end-of-text token).
+  embedding: [B, embed_dim] the projected feature (the CLIP embedding).
+  """
+
+  tokens: jax.Array
+  feature: jax.Array
+  embedding: jax.Array
+
+
+class MultiHeadAttention(nn.Module):
+  """Multi-head self-attention with separate query/key/value/out projections.
+
+  Subclasses that attend to extra keys/values (e.g. projected instruction
+  tokens) reuse `query`, `key`, `value`, `out`, `split_heads` and `merge_heads`.
+  """
+
+  width: int
+  heads: int
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  def setup(self):
+    self.query = self.dense()
+    self.key = self.dense()
+    self.value = self.dense()
+    self.out = self.dense()
+
+  def dense(self, **kwargs) -> nn.Dense:
+    """A width -> width projection in this module's dtypes."""
+    return nn.Dense(self.width, dtype=self.dtype, param_dtype=self.param_dtype, **kwargs)
+
+  def split_heads(self, x: jax.Array) -> jax.Array:
+    """[..., T, width] -> [..., T, heads, head_dim]."""
+    return x.reshape(*x.shape[:-1], self.heads, self.width // self.heads)
+
+  def merge_heads(self, x: jax.Array) -> jax.Array:
+    """[..., T, heads, head_dim] -> [..., T, width]."""
+    return x.reshape(*x.shape[:-2], self.width)
+
+  def __call__(self, x: jax.Array, *, causal: bool = False) -> jax.Array:
+    q, k, v = (self.split_heads(proj(x)) for proj in (self.query, self.key, self.value))
+    return self.out(self.merge_heads(jax.nn.dot_product_attention(q, k, v, is_causal=causal)))
+
+
+class MLP(nn.Module):
+  """width -> mlp_dim -> activation -> width."""
+
+  width: int
+  mlp_dim: int
+  activation: str = "quick_gelu"
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = nn.Dense(self.mlp_dim, dtype=self.dtype, param_dtype=self.param_dtype, name="fc1")(x)
+    x = ACTIVATIONS[self.activation](x)
+    return nn.Dense(self.width, dtype=self.dtype, param_dtype=self.param_dtype, name="fc2")(x)
+
+
+class ResidualAttentionBlock(nn.Module):
+  """Pre-LN block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).
+
+  `attention` picks the attention class; keyword arguments of the call go to it.
+  """
+
+  width: int
+  heads: int
+  mlp_dim: int
+  activation: str = "quick_gelu"
+  layer_norm_eps: float = 1e-5
+  attention: type[MultiHeadAttention] = MultiHeadAttention
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  def setup(self):
+    norm = functools.partial(nn.LayerNorm, epsilon=self.layer_norm_eps, dtype=self.dtype,
+                             param_dtype=self.param_dtype)
+    self.ln_1 = norm()
+    self.attn = self.attention(self.width, self.heads, dtype=self.dtype, param_dtype=self.param_dtype)
+    self.ln_2 = norm()
+    self.mlp = MLP(self.width, self.mlp_dim, self.activation, dtype=self.dtype,
+                   param_dtype=self.param_dtype)
+
+  def __call__(self, x: jax.Array, **attention_kwargs) -> jax.Array:
+    x = x + self.attn(self.ln_1(x), **attention_kwargs)
+    return x + self.mlp(self.ln_2(x))
+
+
+class Transformer(nn.Module):
+  """A stack of ResidualAttentionBlocks (parameters `blocks_0`, `blocks_1`, ...)."""
+
+  width: int
+  layers: int
+  heads: int
+  mlp_dim: int
+  causal: bool = False
+  activation: str = "quick_gelu"
+  layer_norm_eps: float = 1e-5
+  attention: type[MultiHeadAttention] = MultiHeadAttention
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  def setup(self):
+    self.blocks = [
+        ResidualAttentionBlock(
+            self.width, self.heads, self.mlp_dim, self.activation, self.layer_norm_eps,
+            self.attention, dtype=self.dtype, param_dtype=self.param_dtype)
+        for _ in range(self.layers)
+    ]
+
+  def __call__(self, x: jax.Array, **attention_kwargs) -> jax.Array:
+    for block in self.blocks:
+      x = block(x, causal=self.causal, **attention_kwargs)
+    return x
+
+
+def _transformer(cfg: VisionConfig | TextConfig, causal: bool) -> Transformer:
+  return Transformer(
+      cfg.width, cfg.layers, cfg.heads, cfg.mlp_dim, causal, cfg.activation, cfg.layer_norm_eps,
+      dtype=jnp.dtype(cfg.dtype), param_dtype=jnp.dtype(cfg.param_dtype))
+
+
+def _layer_norm(cfg: VisionConfig | TextConfig) -> nn.LayerNorm:
+  return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=jnp.dtype(cfg.dtype),
+                      param_dtype=jnp.dtype(cfg.param_dtype))
+
+
+def _projection(cfg: VisionConfig | TextConfig) -> nn.Dense:
+  return nn.Dense(cfg.embed_dim, use_bias=False, dtype=jnp.dtype(cfg.dtype),
+                  param_dtype=jnp.dtype(cfg.param_dtype),
+                  kernel_init=nn.initializers.normal(cfg.width**-0.5))
+
+
+class VisionTransformer(nn.Module):
+  """ViT: bias-free conv patches, class token, learned positions, pre-LN blocks."""
+
+  config: VisionConfig
+
+  def setup(self):
+    cfg = self.config
+    dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
+    patch = (cfg.patch_size, cfg.patch_size)
+    self.patch_embed = nn.Conv(cfg.width, patch, strides=patch, padding="VALID", use_bias=False,
+                               dtype=dtype, param_dtype=param_dtype)
+    init = nn.initializers.normal(cfg.width**-0.5)
+    self.class_embedding = self.param("class_embedding", init, (cfg.width,), param_dtype)
+    num_tokens = cfg.grid[0] * cfg.grid[1] + 1
+    self.pos_embedding = self.param("pos_embedding", init, (num_tokens, cfg.width), param_dtype)
+    self.ln_pre = _layer_norm(cfg)
+    self.transformer = _transformer(cfg, causal=False)
+    self.ln_post = _layer_norm(cfg)
+    self.proj = _projection(cfg)
+
+  def __call__(self, images: jax.Array, extra_embedding: jax.Array | None = None) -> EncoderOutput:
+    """Encodes [B, H, W, 3] images.
+
+    Args:
+      images: normalised images of the configured image_size.
+      extra_embedding: optional [B, 1 or T, width] term added with the position
+        embedding (camera / scenario embeddings).
+
+    Returns:
+      EncoderOutput; `feature` is the class token after ln_post.
+    """
+    cfg = self.config
+    if tuple(images.shape[1:]) != (*cfg.image_size, 3):
+      raise ValueError(f"expected images [B, {cfg.image_size[0]}, {cfg.image_size[1]}, 3], "
+                       f"got {images.shape}")
+    dtype = jnp.dtype(cfg.dtype)
+    x = self.patch_embed(images)
+    x = x.reshape(x.shape[0], -1, cfg.width)
+    cls = jnp.broadcast_to(self.class_embedding.astype(dtype), (x.shape[0], 1, cfg.width))
+    x = jnp.concatenate([cls, x], axis=1) + self.pos_embedding.astype(dtype)
+    if extra_embedding is not None:
+      x = x + extra_embedding.astype(dtype)
+    x = self.transformer(self.ln_pre(x))
+    tokens = self.ln_post(x)
+    feature = tokens[:, 0]
+    return EncoderOutput(tokens=tokens, feature=feature, embedding=self.proj(feature))
+
+
+class TextTransformer(nn.Module):
+  """Causal transformer pooled at the first end-of-text token of each row."""
+
+  config: TextConfig
+
+  def setup(self):
+    cfg = self.config
+    dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
+    self.token_embedding = nn.Embed(cfg.vocab_size, cfg.width, dtype=dtype, param_dtype=param_dtype,
+                                    embedding_init=nn.initializers.normal(0.02))
+    self.pos_embedding = self.param("pos_embedding", nn.initializers.normal(0.01),
+                                    (cfg.context_length, cfg.width), param_dtype)
+    self.transformer = _transformer(cfg, causal=True)
+    self.ln_final = _layer_norm(cfg)
+    self.proj = _projection(cfg)
+
+  def __call__(self, token_ids: jax.Array,
+               input_embeddings: jax.Array | None = None) -> EncoderOutput:
+    """Encodes [B, L] token ids (L <= context_length).
+
+    Args:
+      token_ids: ids with an end-of-text token in each row (pooling position;
+        row position 0 is used for a row without one).
+      input_embeddings: optional [B, L, width] used instead of the token
+        embeddings of `token_ids` (prompt learning).
+
+    Returns:
+      EncoderOutput; `feature` is the first end-of-text token after ln_final.
+    """
+    cfg = self.config
+    length = token_ids.shape[-1]
+    if length > cfg.context_length:
+      raise ValueError(f"{length} tokens exceed context_length {cfg.context_length}")
+    if input_embeddings is None:
+      input_embeddings = self.token_embedding(token_ids)
+    dtype = jnp.dtype(cfg.dtype)
+    x = input_embeddings.astype(dtype) + self.pos_embedding[:length].astype(dtype)
+    tokens = self.ln_final(self.transformer(x))
+    eot = jnp.argmax(token_ids == cfg.eot_token_id, axis=-1)
+    feature = jnp.take_along_axis(tokens, eot[:, None, None], axis=1)[:, 0]
+    return EncoderOutput(tokens=tokens, feature=feature, embedding=self.proj(feature))
+
+
+class CLIP(nn.Module):
+  """Image tower `vision`, text tower `text` and a learned log logit scale."""
+
+  config: CLIPConfig
+
+  def setup(self):
+    self.vision = VisionTransformer(self.config.vision)
+    self.text = TextTransformer(self.config.text)
+    self.logit_scale = self.param(
+        "logit_scale", nn.initializers.constant(self.config.logit_scale_init), (), jnp.float32)
+
+  def encode_image(self, images: jax.Array,
+                   extra_embedding: jax.Array | None = None) -> EncoderOutput:
+    return self.vision(images, extra_embedding)
+
+  def encode_text(self, token_ids: jax.Array,
+                  input_embeddings: jax.Array | None = None) -> EncoderOutput:
+    return self.text(token_ids, input_embeddings)
+
+  def __call__(self, images: jax.Array,
+               token_ids: jax.Array) -> tuple[EncoderOutput, EncoderOutput, jax.Array]:
+    """Returns (image output, text output, log logit scale)."""
+    return self.encode_image(images), self.encode_text(token_ids), self.logit_scale
+
+
+def dummy_inputs(config: CLIPConfig, batch: int = 1) -> tuple[jax.Array, jax.Array]:
+  """Zero images and token ids of the configured shapes."""
+  h, w = config.vision.image_size
+  return (jnp.zeros((batch, h, w, 3), jnp.float32),
+          jnp.zeros((batch, config.text.context_length), jnp.int32))
+
+
+def init_params(config: CLIPConfig, rng: jax.Array) -> dict[str, Any]:
+  """Randomly initialised CLIP parameters."""
+  return jax.jit(CLIP(config).init)(rng, *dummy_inputs(config))["params"]
+
+
+def abstract_params(config: CLIPConfig) -> dict[str, Any]:
+  """The parameter tree as jax.ShapeDtypeStruct leaves (no computation)."""
+  return jax.eval_shape(lambda: init_params(config, jax.random.key(0)))

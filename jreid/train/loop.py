@@ -1,0 +1,104 @@
+"""The training loop: data -> jitted step -> guard, logging, checkpoints; resumes itself."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Sequence
+
+import jax
+import numpy as np
+from ml_collections import ConfigDict
+
+from data_pipelines import pipeline
+from data_pipelines.records import Record
+from jreid.train.checkpoint import Checkpointer
+from jreid.train.optimizer import make_optimizer
+from jreid.train.state import TrainState
+from jreid.train.step import check_finite, make_train_step
+from jreid.train.writer import MetricWriter, Progress
+
+
+def batch_spec(config: ConfigDict) -> pipeline.TrainBatchSpec:
+  data = config.data
+  return pipeline.TrainBatchSpec(
+      image_size=tuple(config.model.vision.image_size), num_ids=data.num_ids, num_instances=data.num_instances,
+      seed=config.seed, augment=pipeline.AugmentConfig(**data.augment.to_dict()),
+      balance_modalities=tuple(data.balance_modalities),
+      process_index=jax.process_index(), process_count=jax.process_count())
+
+
+def init_state(config: ConfigDict, method, spec: pipeline.TrainBatchSpec):
+  """A fresh TrainState and the optimizer's schedule."""
+  init_rng, run_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  dummy = {"image": np.zeros((2, *spec.image_size, 3), np.uint8)}
+  params, model_state = method.init(init_rng, dummy)
+  tx, schedule = make_optimizer(config.optim, params, config.train.num_steps)
+  return TrainState.create(params, model_state, tx, run_rng), tx, schedule
+
+
+def train(config: ConfigDict, workdir: str, method, records: Sequence[Record], show_progress: bool = True,
+          stop_at: int | None = None) -> tuple[TrainState, dict[int, dict[str, float]]]:
+  """Trains to config.train.num_steps (or `stop_at`), resuming from workdir's latest checkpoint.
+
+  Returns the final state and the host metrics of every step run. A non-finite loss term stops the run with
+  NonFiniteLossError naming the step and the term; no checkpoint is written
+  after it.
+  """
+  spec = batch_spec(config)
+  state, tx, schedule = init_state(config, method, spec)
+  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.train.max_checkpoints)
+  iterator = iter(pipeline.train_dataset(records, spec, num_workers=config.data.num_workers))
+  if checkpointer.latest_step() is not None:
+    state, data_state = checkpointer.restore(state)
+    iterator.set_state(data_state)
+    logging.info("resumed from %s at step %d", checkpointer.directory, int(state.step))
+  start, total = int(state.step), config.train.num_steps if stop_at is None else stop_at
+  train_step = make_train_step(method.loss, tx)
+  writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
+  progress = Progress(start, total, spec.num_ids * spec.num_instances, enabled=show_progress)
+  history = {}
+  pending = None  # (step, device metrics) of the previous step, read one step late so the device keeps busy
+
+  def settle(pending) -> None:
+    step, metrics = pending
+    host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    check_finite(step, host)
+    history[step] = host
+    rate = progress.update(step, host)
+    if step % config.train.log_every == 0 or step == total:
+      writer.scalars(step, {**host, "lr": float(schedule(step - 1)), "images_per_second": rate}, "train/")
+
+  try:
+    for step in range(start + 1, total + 1):
+      batch = next(iterator)
+      state, metrics = train_step(state, batch)
+      if pending is not None:
+        settle(pending)
+      pending = (step, metrics)
+      if step % config.train.checkpoint_every == 0 or step == total:
+        settle(pending)
+        pending = None
+        checkpointer.save(step, state, iterator.get_state())
+    if pending is not None:
+      settle(pending)
+  finally:
+    progress.close()
+    writer.close()
+    checkpointer.wait()
+    checkpointer.close()
+    if hasattr(iterator, "close"):
+      iterator.close()
+  return state, history
+
+
+def restore_state(config: ConfigDict, workdir: str, method, step: int | None = None) -> TrainState:
+  """The train state of workdir's latest (or given) checkpoint, for evaluation or export."""
+  state, _, _ = init_state(config, method, batch_spec(config))
+  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+  try:
+    state, _ = checkpointer.restore(state, step)
+  finally:
+    checkpointer.close()
+  return state
+

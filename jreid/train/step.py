@@ -1,0 +1,42 @@
+"""The jitted train step and the guard against non-finite losses."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import numpy as np
+import optax
+
+from jreid.train.state import TrainState
+
+# loss_fn(params, model_state, batch, rng) -> (loss, (terms, new_model_state))
+LossFn = Callable
+
+
+def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation) -> Callable:
+  """One optimizer step: forward, loss terms, backward, update. The state is donated."""
+
+  def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+    rng = jax.random.fold_in(state.rng, state.step)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, (terms, model_state)), grads = grad_fn(state.params, state.model_state, batch, rng)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {"loss": loss, **terms, "grad_norm": optax.tree.norm(grads)}
+    new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
+    return new_state, metrics
+
+  return jax.jit(train_step, donate_argnums=0)
+
+
+class NonFiniteLossError(FloatingPointError):
+  """A loss term became NaN or Inf; the message names the step and the term."""
+
+
+def check_finite(step: int, metrics: dict[str, float]) -> None:
+  """Raises NonFiniteLossError naming the step and every offending term."""
+  bad = {name: value for name, value in metrics.items() if not np.isfinite(value)}
+  if bad:
+    terms = ", ".join(f"{name}={value}" for name, value in sorted(bad.items()))
+    raise NonFiniteLossError(f"non-finite loss at step {step}: {terms}")

@@ -1,0 +1,52 @@
+"""Scalars to TensorBoard event files and a console progress bar."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from tensorboardX import SummaryWriter
+from tqdm import tqdm
+
+
+class MetricWriter:
+  """Writes scalars to DIR/tensorboard (readable by TensorBoard); one writer per run."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.directory = os.path.join(workdir, "tensorboard")
+    self._writer = SummaryWriter(self.directory) if enabled else None
+
+  def scalars(self, step: int, values: dict[str, float], prefix: str = "") -> None:
+    if self._writer is None:
+      return
+    for name, value in values.items():
+      self._writer.add_scalar(f"{prefix}{name}", float(value), step)
+
+  def text(self, step: int, name: str, value: str) -> None:
+    if self._writer is not None:
+      self._writer.add_text(name, value, step)
+
+  def close(self) -> None:
+    if self._writer is not None:
+      self._writer.close()
+
+
+class Progress:
+  """tqdm bar over training steps showing loss and images/s."""
+
+  def __init__(self, start: int, total: int, batch_size: int, enabled: bool = True):
+    self._bar = tqdm(initial=start, total=total, desc="train", unit="step", dynamic_ncols=True, disable=not enabled)
+    self._batch_size = batch_size
+    self._last_step, self._last_time = start, time.perf_counter()
+
+  def update(self, step: int, metrics: dict[str, float]) -> float:
+    """Advances the bar to `step`; returns images/s since the last update."""
+    now = time.perf_counter()
+    rate = (step - self._last_step) * self._batch_size / max(now - self._last_time, 1e-9)
+    self._bar.update(step - self._last_step)
+    self._bar.set_postfix(loss=f"{metrics['loss']:.4f}", img_s=f"{rate:.0f}")
+    self._last_step, self._last_time = step, now
+    return rate
+
+  def close(self) -> None:
+    self._bar.close()
