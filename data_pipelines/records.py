@@ -25,6 +25,11 @@ class Record:
   instruction: the instruction paired with this item, if the task fixes one.
   template: path of a clothes-template image (clothes-template instructions).
   source: for derived items (sketches, low resolution) the photo they came from.
+  target_clothes_id: the clothes a query asks for (clothes-template and
+  language-instructed queries: gallery items of the query's pid wearing them
+  match); -1 when it asks for none.
+  orig_pid: the identity as the dataset names it (train pids are relabelled
+  to 0..N-1; -1 where the dataset names none).
   """
 
   path: str
@@ -38,6 +43,8 @@ class Record:
   instruction: str = ""
   template: str = ""
   source: str = ""
+  target_clothes_id: int = -1
+  orig_pid: int = -1
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,11 +6,11 @@ from the latest checkpoint (and, if training is complete, only evaluates).
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 
 from absl import app, flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/unified.py", "Experiment config file.")
@@ -25,6 +25,7 @@ def default_workdir(config_path: str, preset: str) -> str:
 
 def main(argv) -> None:
   del argv
+  absl_logging.set_verbosity(absl_logging.WARNING)  # keep Orbax's per-save INFO lines off the console
   import jax
 
   from data_pipelines.datasets import load_data
@@ -51,5 +52,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-  logging.getLogger("absl").setLevel(logging.WARNING)
   app.run(main)

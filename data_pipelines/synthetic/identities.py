@@ -11,37 +11,38 @@ import dataclasses
 
 import numpy as np
 
-# name: (sRGB, sampling weight). Weights follow what city crowds wear.
+# name: (sampling weight, sRGB). Weights follow what city crowds wear.
 COLOURS = {
-  "black": ((30, 30, 32), 7),
-  "white": ((232, 232, 226), 4),
-  "grey": ((125, 125, 128), 5),
-  "navy": ((32, 42, 88), 4),
-  "blue": ((48, 92, 178), 3),
-  "light blue": ((140, 178, 218), 2),
-  "red": ((176, 34, 38), 2),
-  "green": ((44, 116, 62), 2),
-  "olive": ((98, 102, 52), 1),
-  "yellow": ((222, 192, 52), 1),
-  "orange": ((226, 118, 34), 1),
-  "pink": ((226, 148, 168), 1),
-  "purple": ((108, 62, 138), 1),
-  "brown": ((108, 70, 42), 2),
-  "beige": ((198, 178, 140), 2),
+  "black": (7, (30, 30, 32)),
+  "white": (4, (232, 232, 226)),
+  "grey": (5, (125, 125, 128)),
+  "navy": (4, (32, 42, 88)),
+  "blue": (3, (48, 92, 178)),
+  "light blue": (2, (140, 178, 218)),
+  "red": (2, (176, 34, 38)),
+  "green": (2, (44, 116, 62)),
+  "olive": (1, (98, 102, 52)),
+  "yellow": (1, (222, 192, 52)),
+  "orange": (1, (226, 118, 34)),
+  "pink": (1, (226, 148, 168)),
+  "purple": (1, (108, 62, 138)),
+  "brown": (2, (108, 70, 42)),
+  "beige": (2, (198, 178, 140)),
 }
 SKIN_TONES = {
   "pale": (238, 206, 186), "fair": (226, 184, 152), "light brown": (198, 150, 110),
   "tan": (172, 122, 84), "brown": (128, 86, 56), "dark brown": (88, 58, 40),
 }
+# name: (sampling weight, sRGB, near-infrared reflectance: pigment, unlike dye, shows).
 HAIR_COLOURS = {
-  "black": (24, 22, 22), "dark brown": (58, 40, 30), "brown": (104, 70, 44),
-  "blonde": (206, 170, 104), "grey": (160, 158, 154), "red": (150, 62, 34),
+  "black": (4, (24, 22, 22), 0.18), "dark brown": (3, (58, 40, 30), 0.25),
+  "brown": (2, (104, 70, 44), 0.35), "blonde": (1.2, (206, 170, 104), 0.62),
+  "grey": (0.8, (160, 158, 154), 0.7), "red": (0.4, (150, 62, 34), 0.45),
 }
-# Near-infrared reflectance of hair by colour: pigment, unlike dye, shows.
-HAIR_IR = {"black": 0.18, "dark brown": 0.25, "brown": 0.35, "blonde": 0.62, "grey": 0.7, "red": 0.45}
 
-BUILDS = {"slim": (0.88, 3), "average": (1.0, 4), "heavy": (1.16, 2)}
-HEIGHTS = {"short": (0.93, 1), "medium": (1.0, 2), "tall": (1.06, 1)}
+# name: (sampling weight, body width or height factor).
+BUILDS = {"slim": (3, 0.88), "average": (4, 1.0), "heavy": (2, 1.16)}
+HEIGHTS = {"short": (1, 0.93), "medium": (2, 1.0), "tall": (1, 1.06)}
 HAIR_STYLES = {"short": 3, "buzz": 1, "bald": 0.4, "long": 2, "ponytail": 1.2, "bun": 0.8, "curly": 1}
 ACCESSORIES = {"none": 5, "glasses": 2, "sunglasses": 0.8, "cap": 1.2, "hat": 0.6, "mask": 0.8, "headphones": 0.6}
 BAGS = {"none": 3, "backpack": 2.5, "shoulder bag": 1.5, "handbag": 1}
@@ -128,13 +129,13 @@ class Identity:
 
 def _choice(rng: np.random.Generator, weights: dict) -> str:
   names = list(weights)
-  p = np.array([w[1] if isinstance(w, tuple) else w for w in weights.values()], dtype=np.float64)
+  p = np.array([w[0] if isinstance(w, tuple) else w for w in weights.values()], dtype=np.float64)
   return names[rng.choice(len(names), p=p / p.sum())]
 
 
 def _colour(rng: np.random.Generator, allowed=None) -> str:
   allowed = allowed or tuple(COLOURS)
-  return _choice(rng, {name: COLOURS[name][1] for name in allowed})
+  return _choice(rng, {name: COLOURS[name][0] for name in allowed})
 
 
 def _paint(rng: np.random.Generator, rgb, ir_range=(0.15, 0.9), jitter: int = 14) -> Paint:
@@ -144,7 +145,7 @@ def _paint(rng: np.random.Generator, rgb, ir_range=(0.15, 0.9), jitter: int = 14
 
 
 def _garment_paint(rng: np.random.Generator, colour: str) -> Paint:
-  return _paint(rng, COLOURS[colour][0])
+  return _paint(rng, COLOURS[colour][1])
 
 
 def _outfit(rng: np.random.Generator, clothes_id: int) -> Outfit:
@@ -179,7 +180,7 @@ def sample_identity(rng: np.random.Generator, pid: int, first_clothes_id: int) -
   build, height = _choice(rng, BUILDS), _choice(rng, HEIGHTS)
   skin = list(SKIN_TONES)[rng.integers(len(SKIN_TONES))]
   hair_style = _choice(rng, HAIR_STYLES)
-  hair_colour = _choice(rng, {"black": 4, "dark brown": 3, "brown": 2, "blonde": 1.2, "grey": 0.8, "red": 0.4})
+  hair_colour = _choice(rng, HAIR_COLOURS)
   accessory, bag = _choice(rng, ACCESSORIES), _choice(rng, BAGS)
   accessory_colour = _colour(rng, ("black", "white", "grey", "navy", "red", "blue", "beige", "brown"))
   bag_colour = _colour(rng, ("black", "grey", "navy", "brown", "red", "blue", "beige", "green"))
@@ -190,14 +191,14 @@ def sample_identity(rng: np.random.Generator, pid: int, first_clothes_id: int) -
     outfit = _outfit(rng, first_clothes_id + len(outfits))
     if all(_look(outfit) != _look(o) for o in outfits):
       outfits.append(outfit)
-  hair = HAIR_COLOURS[hair_colour]
+  _, hair_rgb, hair_ir = HAIR_COLOURS[hair_colour]
   return Identity(
-    pid=pid, build=build, width=BUILDS[build][0] * rng.uniform(0.96, 1.04),
-    height=height, stature=HEIGHTS[height][0] * rng.uniform(0.98, 1.02),
+    pid=pid, build=build, width=BUILDS[build][1] * rng.uniform(0.96, 1.04),
+    height=height, stature=HEIGHTS[height][1] * rng.uniform(0.98, 1.02),
     skin=skin, hair_style=hair_style, hair_colour=hair_colour,
     accessory=accessory, accessory_colour=accessory_colour, bag=bag, bag_colour=bag_colour,
     skin_paint=_paint(rng, SKIN_TONES[skin], ir_range=(0.62, 0.74), jitter=8),
-    hair_paint=Paint(_paint(rng, hair, jitter=8).rgb, HAIR_IR[hair_colour] * rng.uniform(0.9, 1.1)),
+    hair_paint=Paint(_paint(rng, hair_rgb, jitter=8).rgb, hair_ir * rng.uniform(0.9, 1.1)),
     accessory_paint=_garment_paint(rng, accessory_colour),
     bag_paint=_garment_paint(rng, bag_colour), outfits=tuple(outfits))
 

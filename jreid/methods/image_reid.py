@@ -38,7 +38,7 @@ class ImageReID:
 
   def __init__(self, config: ConfigDict, num_classes: int):
     self.config = config
-    self.vision = VisionConfig.from_dict(config.model.vision.to_dict())
+    self.vision = VisionConfig(**config.model.vision.to_dict())
     self.net = ImageReIDNet(self.vision, num_classes)
 
   def init(self, rng: jax.Array, batch: dict) -> tuple[dict, dict]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Sequence
 
@@ -52,7 +51,7 @@ def train(config: ConfigDict, workdir: str, method, records: Sequence[Record], s
   if checkpointer.latest_step() is not None:
     state, data_state = checkpointer.restore(state)
     iterator.set_state(data_state)
-    logging.info("resumed from %s at step %d", checkpointer.directory, int(state.step))
+    print(f"resumed from {checkpointer.directory} at step {int(state.step)}")
   start, total = int(state.step), config.train.num_steps if stop_at is None else stop_at
   train_step = make_train_step(method.loss, tx)
   writer = MetricWriter(workdir, enabled=jax.process_index() == 0)

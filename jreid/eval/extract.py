@@ -1,0 +1,23 @@
+"""Feature extraction for evaluation: jitted, fixed batch shape, padded last batch."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from data_pipelines.pipeline import eval_batches
+from data_pipelines.records import Record
+
+
+def extract_image_features(encode: Callable, records: Sequence[Record], image_size: tuple[int, int],
+                           batch_size: int, desc: str = "features") -> np.ndarray:
+  """Features [N, D] of the records' images; `encode(uint8 [B, H, W, 3]) -> [B, D]` is jitted once."""
+  chunks = []
+  total = -(-len(records) // batch_size)
+  for images, count in tqdm(eval_batches(records, image_size, batch_size), total=total, desc=desc, leave=False,
+                            disable=total < 4):
+    chunks.append(encode(images)[:count])
+  return np.asarray(jax.device_get(jax.numpy.concatenate(chunks)), np.float32)

@@ -1,0 +1,96 @@
+"""Evaluates a trained method on every task a config lists: metrics, chance levels, pictures, summary."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from ml_collections import ConfigDict
+
+from data_pipelines.records import ReIDData
+from jreid.eval.chance import chance_metrics
+from jreid.eval.evaluate import evaluate
+from jreid.eval.extract import extract_image_features
+from jreid.eval.visualize import save_ranked_results
+
+REPORTED = ("mAP", "rank1", "rank5", "mINP")
+
+
+def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: str) -> dict[str, dict[str, Any]]:
+  """{task: metrics} for the config's tasks; writes results.json, results.md and one picture per task.
+
+  Image-only methods answer image+instruction queries with the image alone
+  (the modality-missing fallback); tasks whose queries the method cannot
+  encode at all (e.g. text without a text tower) are reported as skipped.
+  """
+  image_size = tuple(config.model.vision.image_size)
+  encode = jax.jit(lambda images: method.encode_images(state.params, state.model_state, images))
+  picture_dir = os.path.join(workdir, "ranked")
+  os.makedirs(picture_dir, exist_ok=True)
+  results = {}
+  gallery_cache = {}
+  for name in config.eval.tasks:
+    if name not in data.tasks:
+      raise ValueError(f"config.eval.tasks names {name!r}, but {data.name} has tasks {sorted(data.tasks)}")
+    task = data.tasks[name]
+    if task.query_kind not in method.query_kinds:
+      results[name] = {"protocol": task.protocol, "skipped": f"{config.method} cannot encode {task.query_kind} queries"}
+      continue
+    gallery_key = tuple(r.path for r in task.gallery)
+    if gallery_key not in gallery_cache:
+      gallery_cache[gallery_key] = extract_image_features(encode, task.gallery, image_size, config.eval.batch_size,
+                                                          f"{name} gallery")
+    gallery = gallery_cache[gallery_key]
+    query = extract_image_features(encode, task.query, image_size, config.eval.batch_size, f"{name} query")
+    metrics = evaluate(query, gallery, task.query, task.gallery, task.protocol, return_topk=config.eval.picture_topk)
+    chance = chance_metrics(task.query, task.gallery, task.protocol)
+    picture = os.path.join(picture_dir, f"{name.replace('+', '_')}.png")
+    rows = np.linspace(0, len(task.query) - 1, min(config.eval.picture_queries, len(task.query))).astype(int)
+    save_ranked_results(picture, task, metrics["topk_indices"], metrics["topk_matches"], query_indices=rows)
+    results[name] = {
+        "protocol": task.protocol, "queries": metrics["num_queries_evaluated"], "gallery": len(task.gallery),
+        **{k: metrics[k] for k in REPORTED}, **{f"chance_{k}": chance[k] for k in ("mAP", "rank1")},
+        "picture": picture,
+    }
+  _write(results, workdir)
+  return results
+
+
+def summary_table(results: dict[str, dict[str, Any]]) -> str:
+  """A Markdown table of per-task metrics (in %) with the chance levels and the mean over tasks."""
+  header = "| task | protocol | queries | mAP | rank-1 | rank-5 | mINP | chance mAP | chance rank-1 |"
+  lines = [header, "|" + "---|" * 9]
+  scored = {k: v for k, v in results.items() if "mAP" in v}
+  for name, r in results.items():
+    if "skipped" in r:
+      lines.append(f"| {name} | {r['protocol']} | skipped: {r['skipped']} |" + " |" * 6)
+      continue
+    values = " | ".join(f"{100 * r[k]:.1f}" for k in (*REPORTED, "chance_mAP", "chance_rank1"))
+    lines.append(f"| {name} | {r['protocol']} | {r['queries']} | {values} |")
+  if scored:
+    means = " | ".join(f"{100 * np.mean([r[k] for r in scored.values()]):.1f}"
+                       for k in (*REPORTED, "chance_mAP", "chance_rank1"))
+    lines.append(f"| **mean** | | | {means} |")
+  return "\n".join(lines)
+
+
+def _write(results: dict[str, dict[str, Any]], workdir: str) -> None:
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  with open(os.path.join(workdir, "results.md"), "w") as f:
+    f.write(summary_table(results) + "\n")
+
+
+def print_summary(results: dict[str, dict[str, Any]], workdir: str, elapsed: float) -> None:
+  """The table and where everything went."""
+  print()
+  print(summary_table(results))
+  print()
+  print(f"finished in {elapsed / 60:.1f} min")
+  print(f"  checkpoints : {os.path.join(workdir, 'checkpoints')}")
+  print(f"  tensorboard : {os.path.join(workdir, 'tensorboard')}  (tensorboard --logdir {workdir})")
+  print(f"  results     : {os.path.join(workdir, 'results.md')}, results.json")
+  print(f"  ranked lists: {os.path.join(workdir, 'ranked')}/<task>.png")
