@@ -41,6 +41,23 @@ def get_config(preset: str = "cpu") -> ConfigDict:
       step_milestones=(), step_gamma=0.1, weight_decay=5e-4, b1=0.9, b2=0.999, eps=1e-8, grad_clip=0.0,
       param_groups=[dict(pattern=r"(bias|scale|embedding|cls|pos)", weight_decay=0.0)]))
 
+  # Device mesh (jreid/train/sharding.py): axis sizes, -1 = all remaining devices. Parameters
+  # matching a rule (regex over 'vision/transformer/blocks_0/mlp/fc1/kernel' style paths) get its
+  # per-dimension axes (size-1 axes are ignored); then FSDP shards the largest dimension divisible
+  # by `fsdp` of parameters with >= fsdp_min_size elements. The rules split attention heads and
+  # the MLP over `model` (tensor parallelism) when model > 1.
+  c.mesh = ConfigDict()
+  c.mesh.shape = ConfigDict(dict(data=-1, fsdp=1, model=1))
+  c.mesh.fsdp_min_size = 2**16
+  c.mesh.rules = (
+      (r"attn/(query|key|value)/kernel$", (None, "model")),
+      (r"attn/(query|key|value)/bias$", ("model",)),
+      (r"attn/out/kernel$", ("model", None)),
+      (r"mlp/fc1/kernel$", (None, "model")),
+      (r"mlp/fc1/bias$", ("model",)),
+      (r"mlp/fc2/kernel$", ("model", None)),
+  )
+
   c.train = ConfigDict(dict(num_steps=600, log_every=20, checkpoint_every=200, max_checkpoints=2))
 
   c.eval = ConfigDict(dict(

@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from PIL import Image
 
 
 class ImageError(ValueError):
-  """An image file could not be read; the message names the file."""
+  """An image could not be decoded; the message names its file."""
 
 
-def load_image(path: str, size: tuple[int, int]) -> np.ndarray:
-  """Reads an image file as RGB uint8 [H, W, 3] resized to size=(H, W)."""
+def decode_image(data: str | bytes, size: tuple[int, int], name: str = "") -> np.ndarray:
+  """Decodes an image file (a path, or its bytes) as RGB uint8 [H, W, 3] resized to size=(H, W).
+
+  Raises:
+    ImageError: naming `name` (default: the path) when the file is missing,
+      unreadable, truncated or not an image.
+  """
+  name = name or (data if isinstance(data, str) else "<bytes>")
   try:
-    with Image.open(path) as image:
+    with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
+      image.draft("RGB", (size[1], size[0]))  # JPEG: decode at a reduced scale when much larger.
       image = image.convert("RGB")
       if image.size != (size[1], size[0]):
         image = image.resize((size[1], size[0]), Image.BILINEAR)
       return np.asarray(image, dtype=np.uint8)
-  except (OSError, ValueError) as error:
-    raise ImageError(f"cannot read image {path!r}: {error}") from error
+  except Exception as error:  # pylint: disable=broad-except
+    # PIL signals bad data with many exception types (OSError, SyntaxError, struct.error, ...).
+    raise ImageError(f"cannot read image {name!r}: {error}") from error
 
 
 def random_flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -31,9 +41,11 @@ def random_crop_with_padding(image: np.ndarray, padding: int, rng: np.random.Gen
   if padding <= 0:
     return image
   h, w = image.shape[:2]
-  padded = np.pad(image, ((padding, padding), (padding, padding), (0, 0)))
-  top, left = rng.integers(0, 2 * padding + 1, size=2)
-  return padded[top:top + h, left:left + w]
+  dy, dx = np.clip(rng.integers(-padding, padding + 1, size=2), [-h, -w], [h, w])
+  out = np.zeros_like(image)
+  out[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)] = (
+      image[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)])
+  return out
 
 
 def random_erasing(image: np.ndarray, rng: np.random.Generator, probability: float = 0.5,
@@ -58,8 +70,9 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, strength: float = 
   """Random brightness, contrast and saturation scaling by factors in [1 - s, 1 + s]."""
   x = image.astype(np.float32)
   brightness, contrast, saturation = rng.uniform(1 - strength, 1 + strength, size=3)
-  x = x * brightness
-  x = (x - x.mean()) * contrast + x.mean()
+  x *= brightness
+  mean = x.mean()
+  x = (x - mean) * contrast + mean
   gray = x.mean(axis=2, keepdims=True)
   x = (x - gray) * saturation + gray
   return np.clip(x, 0, 255).astype(np.uint8)
@@ -71,3 +84,14 @@ def random_grayscale(image: np.ndarray, rng: np.random.Generator, probability: f
     return image
   gray = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
   return np.repeat(gray[..., None], 3, axis=2).clip(0, 255).astype(np.uint8)
+
+
+def channel_exchange(image: np.ndarray, rng: np.random.Generator, probability: float) -> np.ndarray:
+  """With the given probability, all three channels become one of them, drawn uniformly.
+
+  The channel augmentation of Ye et al. (CAJ, ICCV 2021) for visible images:
+  a single-channel picture looks like an infrared one and keeps its texture.
+  """
+  if rng.random() >= probability:
+    return image
+  return np.repeat(image[..., rng.integers(3), None], 3, axis=2)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import functools
 from typing import Sequence
 
 import numpy as np
@@ -36,14 +35,20 @@ class PKBatchPlan:
       self.members[key].append(index)
     self.members = {key: np.asarray(v) for key, v in self.members.items()}
     self.batches_per_epoch = -(-len(self.ids) // num_ids)
+    self._epochs = {}  # Cache: the last epoch asked for and its neighbours.
 
   @property
   def batch_size(self) -> int:
     return self.num_ids * self.num_instances
 
-  @functools.lru_cache(maxsize=2)
   def epoch(self, epoch: int) -> np.ndarray:
     """All batches of one epoch as record indices [batches_per_epoch, P * K]."""
+    if epoch not in self._epochs:
+      recent = {e: batches for e, batches in self._epochs.items() if abs(e - epoch) == 1}
+      self._epochs = {**recent, epoch: self._make_epoch(epoch)}
+    return self._epochs[epoch]
+
+  def _make_epoch(self, epoch: int) -> np.ndarray:
     rng = np.random.default_rng([self.seed, epoch])
     order = rng.permutation(self.ids)
     batches = []

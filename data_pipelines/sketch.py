@@ -36,14 +36,17 @@ def sketch(image: np.ndarray, mask: np.ndarray | None = None, sigma: float = 0.9
   channels = x[..., None] if x.ndim == 2 else x[..., :3]
   differences = []
   for c in range(channels.shape[-1]):
-    plane = ndimage.median_filter(channels[..., c], size=3)
+    plane = channels[..., c]
     low, high = np.percentile(plane, (1, 99))
     plane = np.clip((plane - low) / max(high - low, 0.1), 0.0, 1.0)
     differences.append(ndimage.gaussian_filter(plane, sigma) - tau * ndimage.gaussian_filter(plane, sigma * k))
   difference = np.min(differences, axis=0)
   region = np.ones(difference.shape, bool) if mask is None else ndimage.binary_dilation(mask, iterations=2)
-  difference /= max(float(np.percentile(np.abs(difference[region]), 99)), 1e-4)
-  paper = np.where(difference >= epsilon, 1.0, 1.0 + np.tanh(phi * (difference - epsilon)))
+  magnitude = np.abs(difference[region])
+  difference /= max(float(np.percentile(magnitude, 99)), 1e-4)
+  # Sensor noise alone moves flat regions by about its median: stay clear of it.
+  threshold = min(epsilon, -4.0 * float(np.median(magnitude)) / max(float(np.percentile(magnitude, 99)), 1e-4))
+  paper = np.where(difference >= threshold, 1.0, 1.0 + np.tanh(phi * (difference - threshold)))
   ink = (paper < 0.9) & region
   labels, count = ndimage.label(ink, structure=np.ones((3, 3)))
   sizes = np.bincount(labels.ravel(), minlength=count + 1)

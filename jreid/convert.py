@@ -103,7 +103,8 @@ def read_hf_directory(directory: str) -> tuple[State, transformers.CLIPConfig]:
     files = [weights]
   else:
     with open(index) as f:
-      files = [os.path.join(directory, name) for name in sorted(set(json.load(f)["weight_map"].values()))]
+      shards = sorted(set(json.load(f)["weight_map"].values()))
+    files = [os.path.join(directory, name) for name in shards]
   state = {}
   for file in files:
     state.update(read_safetensors(file))
@@ -206,7 +207,8 @@ def params_from_hf_names(state: State, config: CLIPConfig) -> dict[str, Any]:
       blocks[f"blocks_{i}"] = {
           "ln_1": norm(f"{prefix}.layer_norm1"),
           "attn": {role: dense(f"{prefix}.self_attn.{proj}_proj")
-                   for role, proj in (("query", "q"), ("key", "k"), ("value", "v"), ("out", "out"))},
+                   for role, proj in (("query", "q"), ("key", "k"), ("value", "v"),
+                                      ("out", "out"))},
           "ln_2": norm(f"{prefix}.layer_norm2"),
           "mlp": {"fc1": dense(f"{prefix}.mlp.fc1"), "fc2": dense(f"{prefix}.mlp.fc2")},
       }

@@ -59,7 +59,8 @@ def hf_dir(tmp_path_factory):
   model = transformers.CLIPModel(config).eval()
   with torch.no_grad():  # random values everywhere, so that no mapping hides behind zeros/ones
     for name, param in model.named_parameters():
-      param.copy_(torch.randn_like(param) * 0.1 + (1.0 if re.search(r"norm.*weight", name) else 0.0))
+      offset = 1.0 if re.search(r"norm.*weight", name) else 0.0
+      param.copy_(torch.randn_like(param) * 0.1 + offset)
   model.save_pretrained(directory)
   return directory
 
@@ -111,7 +112,8 @@ def _assert_close(ours, reference):
 def _assert_image_and_text_parity(loaded, hf_model):
   images = _images(224, 224)
   with torch.no_grad():
-    want_image = hf_model.get_image_features(pixel_values=torch.from_numpy(images).permute(0, 3, 1, 2))
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2)
+    want_image = hf_model.get_image_features(pixel_values=pixels)
     ids = loaded[2].encode(TEXTS, CONTEXT)
     want_text = hf_model.get_text_features(input_ids=torch.from_numpy(ids).long())
   _assert_close(_encode(loaded, CLIP.encode_image, images).embedding, want_image.pooler_output)

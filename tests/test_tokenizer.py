@@ -27,7 +27,8 @@ def test_build_is_deterministic_and_loads_back(tokenizer_dir):
   built = build_local_tokenizer(CAPTIONS, tokenizer_dir + "_again", vocab_size=600)
   loaded = load_tokenizer(tokenizer_dir)
   assert loaded.vocab_size == built.vocab_size <= 600
-  assert (loaded.sot_token_id, loaded.eot_token_id) == (loaded.vocab_size - 2, loaded.vocab_size - 1)
+  assert loaded.sot_token_id == loaded.vocab_size - 2
+  assert loaded.eot_token_id == loaded.pad_token_id == loaded.vocab_size - 1
   ids = loaded.encode(CAPTIONS[:3] + ["unseen wörds ☃"], context_length=32)
   np.testing.assert_array_equal(ids, built.encode(CAPTIONS[:3] + ["unseen wörds ☃"], 32))
   assert ids.dtype == np.int32 and ids.shape == (4, 32)

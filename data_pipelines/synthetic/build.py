@@ -19,6 +19,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -66,7 +67,8 @@ class _Job:
 
 
 def _save(image: np.ndarray, directory: str, relative: str) -> str:
-  Image.fromarray(image).save(os.path.join(directory, relative), compress_level=1)
+  """Writes a PNG: (H, W, 3) colour or (H, W) gray (infrared, sketches; readers convert to RGB)."""
+  Image.fromarray(image).save(os.path.join(directory, relative), compress_level=1, compress_type=zlib.Z_RLE)
   return relative
 
 
@@ -99,14 +101,14 @@ def _render_identity(job: _Job) -> list[tasks.Item]:
           low, who.pid, camid, outfit.clothes_id, scale=scale, captions=texts, source=path,
           scenario="cross_resolution" if scenario == "cross_resolution" else "")))
       if j == 1:
-        drawn = _save(sketch.sketch(image, mask), job.directory, f"{folder}/sketch_{o}_c{camid}.png")
+        drawn = _save(sketch.sketch(image, mask)[..., 0], job.directory, f"{folder}/sketch_{o}_c{camid}.png")
         items.append(tasks.Item("sketch", o, j, Record(drawn, who.pid, camid, outfit.clothes_id, "sketch",
                                                        captions=texts, source=path)))
   for k in range(config.ir_per_id):
     camid, o = INFRARED_CAMERAS[k % len(INFRARED_CAMERAS)], k % len(who.outfits)
     image, _, _ = render.photo(who, who.outfits[o], CAMERAS[camid], seed,
                                np.random.default_rng([seed, 4, who.pid, k]))
-    path = _save(image, job.directory, f"{folder}/ir_{o}_{k}_c{camid}.png")
+    path = _save(image[..., 0], job.directory, f"{folder}/ir_{o}_{k}_c{camid}.png")
     items.append(tasks.Item("ir", o, k, Record(path, who.pid, camid, who.outfits[o].clothes_id, "ir",
                                                scenario="visible_infrared" if scenario == "visible_infrared" else "")))
   return items

@@ -92,7 +92,7 @@ def _along(p0, p1, t: float) -> tuple[float, float]:
   return (p0[0] + (p1[0] - p0[0]) * t, p0[1] + (p1[1] - p0[1]) * t)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class _Limb:
   root: tuple[float, float]
   joint: tuple[float, float]
@@ -178,7 +178,7 @@ class _Person:
       self.p.line([(leg.root[0] + side * 0.035 * w, leg.root[1] + 0.02),
                    (leg.joint[0] + side * 0.03 * w, leg.joint[1]), (leg.end[0] + side * 0.02 * w, leg.end[1] - 0.01)],
                   0.0035, STITCH)
-    if covered:  # A fold at the knee and a hem.
+    if covered:  # A fold at the knee.
       self.p.line([(leg.joint[0] - 0.02 * w, leg.joint[1] + 0.01), (leg.joint[0] + 0.015 * w, leg.joint[1] + 0.02)],
                   0.004, tone=int(EDGE * 1.5))
     self._shoe(leg, tone)

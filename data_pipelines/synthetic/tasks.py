@@ -17,6 +17,9 @@ match, queries without one are dropped):
   text+sketch       as sketch
   target_clothes    same pid wearing query.target_clothes_id (same pid in
                     other clothes: a non-match that ranks high)
+The clothes-changing, visible-infrared and cross-resolution tasks carry their
+unsupervised scenario ('clothes_change', 'visible_infrared',
+'cross_resolution') on every record, as the training records do.
 """
 
 from __future__ import annotations
@@ -65,12 +68,13 @@ def _task(name: str, protocol: str, query_kind: str, query: list[Record], galler
   return EvalTask(name, protocol, query_kind, tuple(query), tuple(gallery))
 
 
-def _instructed(records, task: str, rng: np.random.Generator) -> list[Record]:
-  return [dataclasses.replace(r, instruction=instructions.draw(task, rng), template="") for r in records]
+def _instructed(records, task: str, rng: np.random.Generator, scenario: str = "") -> list[Record]:
+  return [dataclasses.replace(r, instruction=instructions.draw(task, rng), template="", scenario=scenario)
+          for r in records]
 
 
-def _plain(records) -> list[Record]:
-  return [dataclasses.replace(r, instruction="", template="") for r in records]
+def _plain(records, scenario: str = "") -> list[Record]:
+  return [dataclasses.replace(r, instruction="", template="", scenario=scenario) for r in records]
 
 
 def build_tasks(items: list[Item], seed: int) -> dict[str, EvalTask]:
@@ -95,13 +99,15 @@ def build_tasks(items: list[Item], seed: int) -> dict[str, EvalTask]:
     _task("traditional", "standard", "image",
           _instructed([i.record for i in queries if i.outfit == 0], "traditional", rngs[0]),
           _instructed([i.record for i in photos if i.index > 0 and i.outfit == 0], "traditional", rngs[0])),
-    _task("clothes_changing", "cc", "image", _instructed([i.record for i in changing], "clothes_changing", rngs[1]),
-          _instructed(gallery, "clothes_changing", rngs[1])),
+    _task("clothes_changing", "cc", "image",
+          _instructed([i.record for i in changing], "clothes_changing", rngs[1], "clothes_change"),
+          _instructed(gallery, "clothes_changing", rngs[1], "clothes_change")),
     _task("visible_infrared", "v2i", "image",
-          _instructed([i.record for i in queries], "visible_infrared", rngs[2]),
-          _instructed([i.record for i in items if i.kind == "ir"], "visible_infrared", rngs[2])),
-    _task("cross_resolution", "cross_resolution", "image", _plain(i.record for i in items if i.kind == "lowres"),
-          _plain(gallery)),
+          _instructed([i.record for i in queries], "visible_infrared", rngs[2], "visible_infrared"),
+          _instructed([i.record for i in items if i.kind == "ir"], "visible_infrared", rngs[2], "visible_infrared")),
+    _task("cross_resolution", "cross_resolution", "image",
+          _plain((i.record for i in items if i.kind == "lowres"), "cross_resolution"),
+          _plain(gallery, "cross_resolution")),
     _task("text", "text", "text", text, _plain(gallery)),
     _task("sketch", "sketch", "sketch", [dataclasses.replace(s, captions=()) for s in sketches], _plain(gallery)),
     _task("text+sketch", "text+sketch", "text+sketch", [dataclasses.replace(s, captions=s.captions[:1])

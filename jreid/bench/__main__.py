@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from jreid.bench import evaluation
+from jreid.bench import data, evaluation
 
 # Subcommand -> module with `add_arguments(parser)` and `run(args)`.
-COMMANDS = {"eval": evaluation}
+COMMANDS = {"data": data, "eval": evaluation}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from ml_collections import ConfigDict
 
 from jreid import losses
 from jreid.models.clip import VisionConfig, VisionTransformer
 from jreid.models.preprocess import normalize_images
+from jreid.models.pretrained import pretrained_vision_config, pretrained_vision_params
 from jreid.models.reid_head import BNNeckHead
 
 
@@ -38,12 +40,23 @@ class ImageReID:
 
   def __init__(self, config: ConfigDict, num_classes: int):
     self.config = config
-    self.vision = VisionConfig(**config.model.vision.to_dict())
+    vision = config.model.vision
+    if config.model.init:
+      self.vision = pretrained_vision_config(config.model.init, vision.image_size, vision.dtype, vision.param_dtype)
+    else:
+      self.vision = VisionConfig(**vision.to_dict())
     self.net = ImageReIDNet(self.vision, num_classes)
 
   def init(self, rng: jax.Array, batch: dict) -> tuple[dict, dict]:
+    """Random init; the image tower from config.model.init when it names a converted CLIP."""
     variables = self.net.init(rng, jnp.asarray(batch["image"][:2]), train=False)
-    params = variables.pop("params")
+    params = dict(variables.pop("params"))
+    if self.config.model.init:
+      loaded = pretrained_vision_params(self.config.model.init, self.vision.image_size)
+      expected = jax.tree_util.tree_map(jnp.shape, params["vision"])
+      if jax.tree_util.tree_map(np.shape, loaded) != expected:
+        raise ValueError(f"{self.config.model.init}: image tower parameters do not match the model built from it")
+      params["vision"] = jax.tree_util.tree_map(lambda x, ref: jnp.asarray(x, ref.dtype), loaded, params["vision"])
     return params, dict(variables)
 
   def loss(self, params, model_state, batch, rng):

@@ -57,7 +57,8 @@ def load_clip(directory: str, dtype: str | None = None) -> tuple[CLIP, Any, Toke
       the parameters keep their saved dtype.
 
   Returns:
-    The CLIP module, its parameters as host NumPy arrays, and the tokenizer.
+    The CLIP module, its parameters (on the first local device; re-shard
+    them as the run needs), and the tokenizer.
   """
   directory = os.path.abspath(directory)
   config_path = os.path.join(directory, CONFIG_FILE)
@@ -69,8 +70,11 @@ def load_clip(directory: str, dtype: str | None = None) -> tuple[CLIP, Any, Toke
         "or jreid.models.save_clip write them")
   with open(config_path) as f:
     config = CLIPConfig.from_dict(json.load(f))
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_params(config))
   with ocp.StandardCheckpointer() as checkpointer:
-    params = checkpointer.restore(params_path, abstract_params(config))
+    params = checkpointer.restore(params_path, target)
   if dtype is not None:
     config = config.with_dtype(dtype)
   tokenizer = load_tokenizer(os.path.join(directory, TOKENIZER_DIR))

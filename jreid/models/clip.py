@@ -28,6 +28,7 @@ def quick_gelu(x: jax.Array) -> jax.Array:
 
 
 def exact_gelu(x: jax.Array) -> jax.Array:
+  """GELU with the exact (erf) form, as torch's nn.GELU()."""
   return jax.nn.gelu(x, approximate=False)
 
 
@@ -37,7 +38,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
-def _check_transformer_shape(cfg) -> None:
+def _check_transformer_shape(cfg: VisionConfig | TextConfig) -> None:
   if cfg.width % cfg.heads:
     raise ValueError(f"width {cfg.width} is not divisible by heads {cfg.heads}")
   if cfg.activation not in ACTIVATIONS:
@@ -64,7 +65,8 @@ class VisionConfig:
     object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
     if len(self.image_size) != 2 or any(s % self.patch_size for s in self.image_size):
       raise ValueError(
-          f"image_size {self.image_size} must be (H, W), both multiples of patch_size {self.patch_size}")
+          f"image_size {self.image_size} must be (H, W), both multiples of patch_size "
+          f"{self.patch_size}")
     _check_transformer_shape(self)
 
   @property
@@ -152,9 +154,9 @@ class MultiHeadAttention(nn.Module):
     self.value = self.dense()
     self.out = self.dense()
 
-  def dense(self, **kwargs) -> nn.Dense:
-    """A width -> width projection in this module's dtypes."""
-    return nn.Dense(self.width, dtype=self.dtype, param_dtype=self.param_dtype, **kwargs)
+  def dense(self) -> nn.Dense:
+    """A new projection to width features in this module's dtypes."""
+    return nn.Dense(self.width, dtype=self.dtype, param_dtype=self.param_dtype)
 
   def split_heads(self, x: jax.Array) -> jax.Array:
     """[..., T, width] -> [..., T, heads, head_dim]."""
@@ -204,10 +206,11 @@ class ResidualAttentionBlock(nn.Module):
     norm = functools.partial(nn.LayerNorm, epsilon=self.layer_norm_eps, dtype=self.dtype,
                              param_dtype=self.param_dtype)
     self.ln_1 = norm()
-    self.attn = self.attention(self.width, self.heads, dtype=self.dtype, param_dtype=self.param_dtype)
+    self.attn = self.attention(width=self.width, heads=self.heads, dtype=self.dtype,
+                               param_dtype=self.param_dtype)
     self.ln_2 = norm()
-    self.mlp = MLP(self.width, self.mlp_dim, self.activation, dtype=self.dtype,
-                   param_dtype=self.param_dtype)
+    self.mlp = MLP(width=self.width, mlp_dim=self.mlp_dim, activation=self.activation,
+                   dtype=self.dtype, param_dtype=self.param_dtype)
 
   def __call__(self, x: jax.Array, **attention_kwargs) -> jax.Array:
     x = x + self.attn(self.ln_1(x), **attention_kwargs)
@@ -231,8 +234,9 @@ class Transformer(nn.Module):
   def setup(self):
     self.blocks = [
         ResidualAttentionBlock(
-            self.width, self.heads, self.mlp_dim, self.activation, self.layer_norm_eps,
-            self.attention, dtype=self.dtype, param_dtype=self.param_dtype)
+            width=self.width, heads=self.heads, mlp_dim=self.mlp_dim, activation=self.activation,
+            layer_norm_eps=self.layer_norm_eps, attention=self.attention, dtype=self.dtype,
+            param_dtype=self.param_dtype)
         for _ in range(self.layers)
     ]
 
@@ -244,8 +248,9 @@ class Transformer(nn.Module):
 
 def _transformer(cfg: VisionConfig | TextConfig, causal: bool) -> Transformer:
   return Transformer(
-      cfg.width, cfg.layers, cfg.heads, cfg.mlp_dim, causal, cfg.activation, cfg.layer_norm_eps,
-      dtype=jnp.dtype(cfg.dtype), param_dtype=jnp.dtype(cfg.param_dtype))
+      width=cfg.width, layers=cfg.layers, heads=cfg.heads, mlp_dim=cfg.mlp_dim, causal=causal,
+      activation=cfg.activation, layer_norm_eps=cfg.layer_norm_eps, dtype=jnp.dtype(cfg.dtype),
+      param_dtype=jnp.dtype(cfg.param_dtype))
 
 
 def _layer_norm(cfg: VisionConfig | TextConfig) -> nn.LayerNorm:

@@ -3,8 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from jreid.models.clip import CLIP_MEAN, CLIP_STD
 
 
 def normalize_images(images: jax.Array, dtype=jnp.float32) -> jax.Array:

@@ -54,7 +54,8 @@ class Tokenizer:
     if context_length < 2:
       raise ValueError(f"context_length {context_length} leaves no room for SOT and EOT")
     ids = np.full((len(texts), context_length), self.pad_token_id, np.int32)
-    for row, encoding in enumerate(self._backend.encode_batch(list(texts), add_special_tokens=False)):
+    encodings = self._backend.encode_batch(list(texts), add_special_tokens=False)
+    for row, encoding in enumerate(encodings):
       tokens = [self.sot_token_id, *encoding.ids[:context_length - 2], self.eot_token_id]
       ids[row, :len(tokens)] = tokens
     return ids

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -14,8 +14,15 @@ from jreid.train.state import TrainState
 LossFn = Callable
 
 
-def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation) -> Callable:
-  """One optimizer step: forward, loss terms, backward, update. The state is donated."""
+def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, state_shardings: Any = None,
+                    batch_sharding: jax.sharding.Sharding | None = None,
+                    metrics_sharding: jax.sharding.Sharding | None = None) -> Callable:
+  """One optimizer step: forward, loss terms, backward, update. The state is donated.
+
+  With shardings (jreid.train.sharding) the step is compiled for them: the
+  state keeps its layout, the batch is global, and losses over the batch
+  (batch-hard triplet, identity CE, BatchNorm statistics) see all of it.
+  """
 
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
     rng = jax.random.fold_in(state.rng, state.step)
@@ -27,7 +34,10 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation) -> Callab
     new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
     return new_state, metrics
 
-  return jax.jit(train_step, donate_argnums=0)
+  if state_shardings is None:
+    return jax.jit(train_step, donate_argnums=0)
+  return jax.jit(train_step, in_shardings=(state_shardings, batch_sharding),
+                 out_shardings=(state_shardings, metrics_sharding), donate_argnums=0)
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -1,0 +1,32 @@
+"""Initialising a ReID model's towers from a converted CLIP directory."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import numpy as np
+
+from jreid.models.checkpoint_io import load_clip
+from jreid.models.clip import VisionConfig
+from jreid.models.pos_embed import resize_pos_embed
+
+
+def pretrained_vision_config(directory: str, image_size: tuple[int, int], dtype: str,
+                             param_dtype: str) -> VisionConfig:
+  """The converted model's image-tower architecture at the run's image size and dtypes."""
+  model, _, _ = load_clip(directory)
+  return dataclasses.replace(model.config.vision, image_size=tuple(image_size), dtype=dtype,
+                             param_dtype=param_dtype)
+
+
+def pretrained_vision_params(directory: str, image_size: tuple[int, int]) -> Any:
+  """The image tower's parameters, position grid resized (bicubic) to image_size once."""
+  model, params, _ = load_clip(directory)
+  vision = jax.tree_util.tree_map(np.asarray, params["vision"])
+  src = model.config.vision.grid
+  dst = dataclasses.replace(model.config.vision, image_size=tuple(image_size)).grid
+  if src != dst:
+    vision["pos_embedding"] = resize_pos_embed(vision["pos_embedding"], src, dst)
+  return vision
