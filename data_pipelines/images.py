@@ -23,7 +23,8 @@ def decode_image(data: str | bytes, size: tuple[int, int], name: str = "") -> np
   try:
     with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
       image.draft("RGB", (size[1], size[0]))  # JPEG: decode at a reduced scale when much larger.
-      image = image.convert("RGB")
+      if image.mode != "RGB":
+        image = image.convert("RGB")
       if image.size != (size[1], size[0]):
         image = image.resize((size[1], size[0]), Image.BILINEAR)
       return np.asarray(image, dtype=np.uint8)
@@ -33,7 +34,12 @@ def decode_image(data: str | bytes, size: tuple[int, int], name: str = "") -> np
 
 
 def random_flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-  return image[:, ::-1] if rng.random() < 0.5 else image
+  """Mirrors left-right with probability 0.5 (into a contiguous array: later copies stay fast)."""
+  if rng.random() >= 0.5:
+    return image
+  h, w, c = image.shape
+  columns = (np.arange(w)[::-1, None] * c + np.arange(c)).ravel()
+  return np.take(image.reshape(h, w * c), columns, axis=1).reshape(image.shape)
 
 
 def random_crop_with_padding(image: np.ndarray, padding: int, rng: np.random.Generator) -> np.ndarray:
@@ -67,15 +73,17 @@ def random_erasing(image: np.ndarray, rng: np.random.Generator, probability: flo
 
 
 def color_jitter(image: np.ndarray, rng: np.random.Generator, strength: float = 0.2) -> np.ndarray:
-  """Random brightness, contrast and saturation scaling by factors in [1 - s, 1 + s]."""
-  x = image.astype(np.float32)
+  """Random brightness, contrast and saturation scaling by factors in [1 - s, 1 + s].
+
+  Brightness scales the pixels, contrast their distance from the image mean,
+  saturation their distance from the pixel's channel mean; the three compose
+  into one affine colour map, which PIL applies (rounding and clipping).
+  """
   brightness, contrast, saturation = rng.uniform(1 - strength, 1 + strength, size=3)
-  x *= brightness
-  mean = x.mean()
-  x = (x - mean) * contrast + mean
-  gray = x.mean(axis=2, keepdims=True)
-  x = (x - gray) * saturation + gray
-  return np.clip(x, 0, 255).astype(np.uint8)
+  matrix = contrast * brightness * (saturation * np.eye(3) + (1 - saturation) / 3 * np.ones((3, 3)))
+  offset = (1 - contrast) * brightness * image.mean()
+  affine = np.concatenate([matrix, np.full((3, 1), offset)], axis=1)
+  return np.asarray(Image.fromarray(image).convert("RGB", matrix=tuple(affine.ravel())))
 
 
 def random_grayscale(image: np.ndarray, rng: np.random.Generator, probability: float) -> np.ndarray:

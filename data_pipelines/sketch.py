@@ -33,7 +33,7 @@ def sketch(image: np.ndarray, mask: np.ndarray | None = None, sigma: float = 0.9
   if image.ndim not in (2, 3) or image.dtype != np.uint8:
     raise ValueError(f"expected a uint8 (H, W[, 3]) image, got {image.dtype} {image.shape}")
   x = image.astype(np.float32) / 255.0
-  channels = x[..., None] if x.ndim == 2 else x[..., :3]
+  channels = ndimage.median_filter(x[..., None] if x.ndim == 2 else x[..., :3], size=(3, 3, 1))  # Sensor noise.
   differences = []
   for c in range(channels.shape[-1]):
     plane = channels[..., c]
@@ -42,11 +42,8 @@ def sketch(image: np.ndarray, mask: np.ndarray | None = None, sigma: float = 0.9
     differences.append(ndimage.gaussian_filter(plane, sigma) - tau * ndimage.gaussian_filter(plane, sigma * k))
   difference = np.min(differences, axis=0)
   region = np.ones(difference.shape, bool) if mask is None else ndimage.binary_dilation(mask, iterations=2)
-  magnitude = np.abs(difference[region])
-  difference /= max(float(np.percentile(magnitude, 99)), 1e-4)
-  # Sensor noise alone moves flat regions by about its median: stay clear of it.
-  threshold = min(epsilon, -4.0 * float(np.median(magnitude)) / max(float(np.percentile(magnitude, 99)), 1e-4))
-  paper = np.where(difference >= threshold, 1.0, 1.0 + np.tanh(phi * (difference - threshold)))
+  difference /= max(float(np.percentile(np.abs(difference[region]), 99)), 1e-4)
+  paper = np.where(difference >= epsilon, 1.0, 1.0 + np.tanh(phi * (difference - epsilon)))
   ink = (paper < 0.9) & region
   labels, count = ndimage.label(ink, structure=np.ones((3, 3)))
   sizes = np.bincount(labels.ravel(), minlength=count + 1)

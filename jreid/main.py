@@ -16,6 +16,10 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/unified.py", "Experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (then evaluate) or evaluate only.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-process: host:port of process 0 (default: "
+                                   "from the launcher's environment, see jreid/train/distributed.py).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process: number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-process: this process's index.")
 
 
 def default_workdir(config_path: str, preset: str) -> str:
@@ -28,6 +32,9 @@ def main(argv) -> None:
   absl_logging.set_verbosity(absl_logging.WARNING)  # keep Orbax's per-save INFO lines off the console
   import jax
 
+  from jreid.train import distributed
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)  # before any device use
+
   from data_pipelines.datasets import load_data
   from jreid import methods
   from jreid.eval.tasks import evaluate_tasks, print_summary
@@ -36,6 +43,8 @@ def main(argv) -> None:
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].config_filename, config.preset)
   os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:  # read back by `python -m jreid.convert export`
+    f.write(config.to_json_best_effort(indent=2))
   started = time.perf_counter()
   print(f"jreid: config {flags.FLAGS['config'].config_filename} (preset {config.preset}), workdir {workdir}, "
         f"devices {jax.devices()}")

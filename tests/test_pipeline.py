@@ -99,6 +99,20 @@ def test_eval_batches_pad_last_batch(tiny_records):
   assert np.all(batches[-1][0][1] == 0)
 
 
+def test_augmentations_match_their_definitions():
+  image = np.random.default_rng(0).integers(0, 256, (16, 8, 3), dtype=np.uint8)
+  for seed in range(10):
+    rng, ref = np.random.default_rng(seed), np.random.default_rng(seed)
+    cropped = images.random_crop_with_padding(image, 3, rng)
+    top, left = ref.integers(0, 7, size=2)
+    np.testing.assert_array_equal(cropped, np.pad(image, ((3, 3), (3, 3), (0, 0)))[top:top + 16, left:left + 8])
+    flipped = images.random_flip(image, rng)
+    assert flipped is image or np.array_equal(flipped, image[:, ::-1])
+  np.testing.assert_array_equal(images.color_jitter(image, np.random.default_rng(0), 0.0), image)
+  flat = images.color_jitter(np.full((4, 4, 3), 200, np.uint8), np.random.default_rng(0), 0.5)
+  assert np.ptp(flat) == 0  # A flat grey image stays flat grey.
+
+
 def test_channel_exchange_repeats_one_original_channel():
   rng = np.random.default_rng(0)
   image = rng.integers(0, 256, (16, 8, 3), dtype=np.uint8)

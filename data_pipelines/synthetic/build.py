@@ -212,7 +212,8 @@ def load(root: str | None = None, size: str = "small", seed: int = 0, num_worker
       `~/.cache/jreid/synthetic`).
     size: the preset; the keyword arguments after `num_workers` override its sizes.
     seed: everything (identities, shots, captions, task instructions) follows from it.
-    num_workers: generation processes (default: all cores).
+    num_workers: generation processes (default: all cores). They are spawned,
+      so a script that generates must call this under `if __name__ == "__main__":`.
   """
   if size not in PRESETS:
     raise ValueError(f"unknown synthetic preset {size!r}; expected one of {sorted(PRESETS)}")

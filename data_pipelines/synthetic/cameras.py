@@ -88,6 +88,7 @@ def _jitter(rng: np.random.Generator, rgb, amount: int = 12) -> tuple[int, int, 
   return tuple(int(v) for v in np.clip(np.asarray(rgb) + rng.integers(-amount, amount + 1, 3), 0, 255))
 
 
+@functools.lru_cache(maxsize=16)
 def scene_palette(camera: Camera, seed: int) -> dict[int, Paint]:
   """Paints of the scene materials of one camera (fixed per seed)."""
   rng = np.random.default_rng([seed, 7, camera.camid])

@@ -41,6 +41,7 @@ class Staged:
 
 
 def person_paints(identity: Identity, outfit: Outfit) -> dict[int, Paint]:
+  """Paints of the person's materials (figure.SKIN, ...) in this outfit."""
   upper = outfit.upper_paint
   return {
     figure.SKIN: identity.skin_paint, figure.HAIR: identity.hair_paint,

@@ -1,6 +1,6 @@
 """Evaluation tasks of the synthetic set, assembled from the rendered test identities.
 
-Each test identity has, per outfit, photos 0..n-1 from three or more visible
+Each test identity has, per outfit, photos 0..n-1 from three visible
 cameras (photo 0 is its query photo, the others are gallery photos), a
 low-resolution copy of photo 0, a sketch of photo 1 and a clothes template,
 plus infrared shots from the infrared cameras.
@@ -12,7 +12,8 @@ match, queries without one are dropped):
                     same pid: ignored)
   v2i               same pid (the gallery holds only the other modality)
   cross_resolution  same pid, other camera (low-resolution queries)
-  text              same pid (text queries have no camera: camid -1)
+  text              same pid, the described photo included (text queries
+                    have no camera, camid -1, and no source)
   sketch            same pid, except the photo the sketch was drawn from
   text+sketch       as sketch
   target_clothes    same pid wearing query.target_clothes_id (same pid in
@@ -93,7 +94,7 @@ def build_tasks(items: list[Item], seed: int) -> dict[str, EvalTask]:
     return item.record.pid, (item.outfit + 1) % num_outfits[item.record.pid]
 
   sketches = [i.record for i in items if i.kind == "sketch"]
-  text = [Record("", p.pid, -1, p.clothes_id, captions=(c,), source=p.path)
+  text = [Record("", p.pid, -1, p.clothes_id, captions=(c,))
           for p in (i.record for i in photos if i.index == 1) for c in p.captions]
   tasks = [
     _task("traditional", "standard", "image",

@@ -1,26 +1,35 @@
-"""python -m jreid.bench <command> [flags]: one subcommand per benchmark."""
+"""python -m jreid.bench <command> [flags]: one subcommand per benchmark.
+
+`python -m jreid.bench <command> --help` lists a command's flags.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
 from typing import Sequence
 
-from jreid.bench import data, evaluation
-
-# Subcommand -> module with `add_arguments(parser)` and `run(args)`.
-COMMANDS = {"data": data, "eval": evaluation}
+# Subcommand -> module with `add_arguments(parser)` and `run(args)`, imported
+# only when chosen (so one command's dependencies never break another).
+COMMANDS = {"data": "jreid.bench.data", "eval": "jreid.bench.evaluation"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(prog="python -m jreid.bench",
-                                   description=__doc__)
-  commands = parser.add_subparsers(dest="command", required=True)
-  for name, module in COMMANDS.items():
-    module.add_arguments(commands.add_parser(
-        name, help=module.__doc__.splitlines()[0],
-        description=module.__doc__))
-  args = parser.parse_args(argv)
-  COMMANDS[args.command].run(args)
+  parser = argparse.ArgumentParser(
+      prog="python -m jreid.bench", description=__doc__, add_help=False,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("command", nargs="?", choices=tuple(COMMANDS))
+  args, rest = parser.parse_known_args(argv)
+  if args.command is None:
+    parser.print_help()
+    sys.exit(0 if {"-h", "--help"} & set(rest) else 2)
+  module = importlib.import_module(COMMANDS[args.command])
+  command = argparse.ArgumentParser(
+      prog=f"python -m jreid.bench {args.command}", description=module.__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  module.add_arguments(command)
+  module.run(command.parse_args(rest))
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def make_case(size: Size, seed: int):
 
   def features(key, pid, cam):
     noise = jax.random.normal(key, (pid.size, size.dim))
-    return centres[pid] + 0.7 * offsets[cam] + 3.0 * noise
+    return centres[pid] + 0.5 * offsets[cam] + 2.0 * noise
 
   def records(prefix, pid, cam):
     return [Record(f"{prefix}{i}", int(p), int(c))

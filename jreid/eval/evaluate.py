@@ -56,21 +56,21 @@ def _rank_trial(query_features, gallery_features, query_labels,
     queries = rerank_lib.average_query_expansion(
         queries, gallery, k=query_expansion, metric=metric)
   num_query, num_gallery = queries.shape[0], gallery.shape[0]
-  max_positives = ranking.positive_bound(query_labels, gallery_labels)
+  candidates = ranking.same_identity_candidates(query_labels, gallery_labels)
   options = dict(
       protocol=protocol,
       block_size=block_size or ranking.default_block_size(num_query,
                                                           num_gallery),
-      max_positives=max_positives, topk=min(topk, num_gallery),
-      method=ranking.choose_method(max_positives))
+      topk=min(topk, num_gallery))
   if rerank:
     scores = -rerank_lib.k_reciprocal_distances(queries, gallery,
                                                 metric=metric)
     stats = ranking.rank_scores(scores, query_labels, gallery_labels,
-                                **options)
+                                candidates, **options)
   else:
     stats = ranking.rank_features(queries, gallery, query_labels,
-                                  gallery_labels, metric=metric, **options)
+                                  gallery_labels, candidates, metric=metric,
+                                  **options)
   stats = jax.device_get(stats)
   index = stats.topk_index
   if subset is not None:

@@ -7,10 +7,11 @@ Ties: among equal scores the lower gallery index ranks first (a stable sort
 by descending score), here and in the NumPy reference.
 
 Two ways to the rank positions of a query's positives, chosen per call:
-'count' takes the query's positives (at most `max_positives`) and counts, for
-each, the valid items that rank ahead of it (block x max_positives x gallery
+'count' gathers the query's positives from a host-made list of the gallery
+items of its identity (`same_identity_candidates`, P per query) and counts,
+for each, the valid items that rank ahead of it (block x P x gallery
 comparisons, no sort); 'sort' sorts every row (block x gallery x log gallery)
-and suits queries with many positives.
+and serves identities with more than COUNT_METHOD_MAX_POSITIVES items.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from jax import lax
 from jreid.eval.protocols import ProtocolArrays, pair_masks
 
 METRICS = ("cosine", "euclidean")
-RANKING_METHODS = ("count", "sort")
 # 'count' is used while a query can have at most this many positives.
 COUNT_METHOD_MAX_POSITIVES = 64
-# Default block: about this many (query, gallery) scores per block.
-BLOCK_ELEMENTS = 1 << 25
+# Per backend ("default": the others). Scores per block of queries:
+BLOCK_ELEMENTS = {"cpu": 1 << 23, "default": 1 << 27}
+# Positives counted per pass over a block's scores (None: all; divides 8).
+COUNT_SLOTS_PER_STEP = {"cpu": 4, "default": None}
 
 
 class QueryStats(NamedTuple):
@@ -81,18 +83,47 @@ def similarity(query: jax.Array, gallery: jax.Array,
                          prepare_features(gallery, metric), metric)
 
 
-def _stats_by_count(scores, valid, positive, num_positives, max_positives):
-  """(AP, INP, first position) from counting items ahead of each positive."""
-  best, best_index = lax.top_k(jnp.where(positive, scores, -jnp.inf),
-                               max_positives)
-  item = jnp.arange(scores.shape[1], dtype=jnp.int32)
-  s, b = scores[:, None, :], best[:, :, None]
-  ahead = (s > b) | ((s == b) & (item < best_index[:, :, None]))
-  position = jnp.sum(ahead & valid[:, None, :], axis=-1, dtype=jnp.int32)
-  slot = jnp.arange(max_positives, dtype=jnp.int32)
+def _count_ahead(ranked, score, index):
+  """[B, P] number of items of `ranked` [B, G] ahead of each (score, index).
+
+  Slots go in chunks (per backend) with the gallery axis reduced in the
+  middle: each score is read once per chunk.
+  """
+  num_queries, num_slots = score.shape
+  chunk = _backend_setting(COUNT_SLOTS_PER_STEP) or num_slots
+  item = jnp.arange(ranked.shape[1], dtype=jnp.int32)[None, :, None]
+  values = ranked[:, :, None]
+
+  def count(slots):
+    score, index = slots[0][:, None, :], slots[1][:, None, :]
+    ahead = (values > score) | ((values == score) & (item < index))
+    return jnp.sum(ahead, axis=1, dtype=jnp.int32)
+
+  def chunks(x):
+    return x.reshape(num_queries, -1, chunk).transpose(1, 0, 2)
+
+  out = lax.map(count, (chunks(score), chunks(index)))
+  return out.transpose(1, 0, 2).reshape(num_queries, num_slots)
+
+
+def _stats_by_count(scores, valid, positive, num_positives, candidates):
+  """(AP, INP, first position) from counting items ahead of each positive.
+
+  candidates: [B, P] gallery indices of each query's identity (-1 padded).
+  """
+  safe = jnp.maximum(candidates, 0)
+  is_positive = jnp.take_along_axis(positive, safe, axis=1) & (candidates >= 0)
+  candidate_scores = jnp.take_along_axis(scores, safe, axis=1)
+  # Positives first, best first: descending score, then ascending index.
+  _, negated, best_index = lax.sort(
+      (jnp.where(is_positive, 0, 1),
+       -jnp.where(candidate_scores == 0, 0.0, candidate_scores), candidates),
+      dimension=1, is_stable=True, num_keys=3)
+  position = _count_ahead(jnp.where(valid, scores, -jnp.inf), -negated,
+                          best_index)
+  slot = jnp.arange(candidates.shape[1], dtype=jnp.int32)
   precision = (slot + 1) / (position + 1).astype(jnp.float32)
-  is_positive = slot < num_positives[:, None]
-  ap = jnp.sum(jnp.where(is_positive, precision, 0.0), axis=1)
+  ap = jnp.sum(jnp.where(slot < num_positives[:, None], precision, 0.0), axis=1)
   last = jnp.take_along_axis(
       position, jnp.maximum(num_positives - 1, 0)[:, None], axis=1)[:, 0]
   return ap, last, position[:, 0]
@@ -112,13 +143,17 @@ def _stats_by_sort(scores, valid, positive):
   return ap, last, first - 1
 
 
-def _query_stats(scores, valid, positive, max_positives, topk, method):
+def _backend_setting(table: dict):
+  return table.get(jax.default_backend(), table["default"])
+
+
+def _query_stats(scores, valid, positive, candidates, topk):
   num_positives = jnp.sum(positive, axis=1, dtype=jnp.int32)
-  if method == "count":
-    ap, last, first = _stats_by_count(scores, valid, positive, num_positives,
-                                      max_positives)
-  else:
+  if candidates is None:
     ap, last, first = _stats_by_sort(scores, valid, positive)
+  else:
+    ap, last, first = _stats_by_count(scores, valid, positive, num_positives,
+                                      candidates)
   denominator = jnp.maximum(num_positives, 1).astype(jnp.float32)
   inp = jnp.where(num_positives > 0,
                   num_positives / (last + 1).astype(jnp.float32), 0.0)
@@ -151,47 +186,55 @@ def _map_query_blocks(fn: Callable, block_size: int, per_query, pad_values):
 _LABEL_PAD = ProtocolArrays(-1, -1, -1, -1, -1)
 
 
+def _pads(candidates):
+  """Padding of (features or scores, labels, candidates)."""
+  return 0, _LABEL_PAD, None if candidates is None else -1
+
+
 def _device_labels(labels: ProtocolArrays) -> ProtocolArrays:
   return ProtocolArrays(*(jnp.asarray(a, jnp.int32) for a in labels))
 
 
-@functools.partial(jax.jit, static_argnames=(
-    "protocol", "metric", "block_size", "max_positives", "topk", "method"))
+@functools.partial(jax.jit, static_argnames=("protocol", "metric",
+                                             "block_size", "topk"))
 def rank_features(query_features: jax.Array, gallery_features: jax.Array,
                   query_labels: ProtocolArrays, gallery_labels: ProtocolArrays,
-                  *, protocol: str, metric: str, block_size: int,
-                  max_positives: int, topk: int, method: str) -> QueryStats:
-  """Per-query statistics of ranking the gallery by feature similarity."""
+                  candidates: jax.Array | None, *, protocol: str, metric: str,
+                  block_size: int, topk: int) -> QueryStats:
+  """Per-query statistics of ranking the gallery by feature similarity.
+
+  candidates: `same_identity_candidates` ('count'), or None ('sort').
+  """
   gallery = prepare_features(gallery_features, metric)
-  labels = _device_labels(query_labels)
 
   def block(inputs):
-    features, block_labels = inputs
+    features, block_labels, block_candidates = inputs
     scores = prepared_scores(prepare_features(features, metric), gallery,
                              metric)
     valid, positive = pair_masks(block_labels, gallery_labels, protocol)
-    return _query_stats(scores, valid, positive, max_positives, topk, method)
+    return _query_stats(scores, valid, positive, block_candidates, topk)
 
-  return _map_query_blocks(block, block_size, (query_features, labels),
-                           (0, _LABEL_PAD))
+  return _map_query_blocks(
+      block, block_size,
+      (query_features, _device_labels(query_labels), candidates),
+      _pads(candidates))
 
 
-@functools.partial(jax.jit, static_argnames=(
-    "protocol", "block_size", "max_positives", "topk", "method"))
+@functools.partial(jax.jit, static_argnames=("protocol", "block_size", "topk"))
 def rank_scores(scores: jax.Array, query_labels: ProtocolArrays,
-                gallery_labels: ProtocolArrays, *, protocol: str,
-                block_size: int, max_positives: int, topk: int,
-                method: str) -> QueryStats:
-  """Per-query statistics of a given [Q, G] score matrix (higher is closer)."""
-  labels = _device_labels(query_labels)
+                gallery_labels: ProtocolArrays, candidates: jax.Array | None,
+                *, protocol: str, block_size: int, topk: int) -> QueryStats:
+  """Per-query statistics of a [Q, G] score matrix (higher is closer)."""
 
   def block(inputs):
-    block_scores, block_labels = inputs
+    block_scores, block_labels, block_candidates = inputs
     valid, positive = pair_masks(block_labels, gallery_labels, protocol)
     return _query_stats(block_scores.astype(jnp.float32), valid, positive,
-                        max_positives, topk, method)
+                        block_candidates, topk)
 
-  return _map_query_blocks(block, block_size, (scores, labels), (0, _LABEL_PAD))
+  return _map_query_blocks(
+      block, block_size, (scores, _device_labels(query_labels), candidates),
+      _pads(candidates))
 
 
 @functools.partial(jax.jit, static_argnames=("protocol", "block_size"))
@@ -211,25 +254,31 @@ def count_candidates(query_labels: ProtocolArrays,
 
 def default_block_size(num_queries: int, num_gallery: int) -> int:
   """Queries per block: about BLOCK_ELEMENTS scores, blocks of equal size."""
-  largest = max(1, min(num_queries, BLOCK_ELEMENTS // max(num_gallery, 1)))
+  elements = _backend_setting(BLOCK_ELEMENTS)
+  largest = max(1, min(num_queries, elements // max(num_gallery, 1)))
   num_blocks = -(-num_queries // largest)
   return -(-num_queries // num_blocks)
 
 
-def positive_bound(query_labels: ProtocolArrays,
-                   gallery_labels: ProtocolArrays) -> int:
-  """An upper bound on any query's positives (a multiple of 8, <= gallery)."""
+def same_identity_candidates(query_labels: ProtocolArrays,
+                             gallery_labels: ProtocolArrays
+                             ) -> np.ndarray | None:
+  """[Q, P] gallery indices of each query's identity, -1 padded (host side).
+
+  P is the largest such count rounded up to a multiple of 8. None when it
+  exceeds COUNT_METHOD_MAX_POSITIVES: then every row is sorted instead.
+  """
   gallery_pid = np.asarray(gallery_labels.pid)
   query_pid = np.asarray(query_labels.pid)
-  known = gallery_pid[gallery_pid >= 0]
-  if known.size == 0 or query_pid.max(initial=-1) < 0:
-    most = 0
-  else:
-    counts = np.bincount(known, minlength=query_pid.max() + 1)
-    most = int(counts[query_pid[query_pid >= 0]].max(initial=0))
-  return int(min(max(8, -(-most // 8) * 8), gallery_pid.size))
-
-
-def choose_method(max_positives: int) -> str:
-  """'count' for few positives per query, else 'sort'."""
-  return "count" if max_positives <= COUNT_METHOD_MAX_POSITIVES else "sort"
+  order = np.argsort(gallery_pid, kind="stable")
+  sorted_pid = gallery_pid[order]
+  start = np.searchsorted(sorted_pid, query_pid, side="left")
+  count = np.where(query_pid >= 0,
+                   np.searchsorted(sorted_pid, query_pid, side="right") - start,
+                   0)
+  most = int(count.max(initial=0))
+  if most > COUNT_METHOD_MAX_POSITIVES:
+    return None
+  slot = np.arange(max(8, -(-most // 8) * 8))
+  index = order[np.minimum(start[:, None] + slot, order.size - 1)]
+  return np.where(slot < count[:, None], index, -1).astype(np.int32)

@@ -6,14 +6,12 @@ import json
 import os
 from typing import Any
 
-import jax
 import numpy as np
 from ml_collections import ConfigDict
 
 from data_pipelines.records import ReIDData
 from jreid.eval.chance import chance_metrics
 from jreid.eval.evaluate import evaluate
-from jreid.eval.extract import extract_image_features
 from jreid.eval.visualize import save_ranked_results
 
 REPORTED = ("mAP", "rank1", "rank5", "mINP")
@@ -26,8 +24,6 @@ def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: s
   (the modality-missing fallback); tasks whose queries the method cannot
   encode at all (e.g. text without a text tower) are reported as skipped.
   """
-  image_size = tuple(config.model.vision.image_size)
-  encode = jax.jit(lambda images: method.encode_images(state.params, state.model_state, images))
   picture_dir = os.path.join(workdir, "ranked")
   os.makedirs(picture_dir, exist_ok=True)
   results = {}
@@ -41,10 +37,9 @@ def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: s
       continue
     gallery_key = tuple(r.path for r in task.gallery)
     if gallery_key not in gallery_cache:
-      gallery_cache[gallery_key] = extract_image_features(encode, task.gallery, image_size, config.eval.batch_size,
-                                                          f"{name} gallery")
+      gallery_cache[gallery_key] = method.encode_records(state, task.gallery, "image", config.eval.batch_size)
     gallery = gallery_cache[gallery_key]
-    query = extract_image_features(encode, task.query, image_size, config.eval.batch_size, f"{name} query")
+    query = method.encode_records(state, task.query, task.query_kind, config.eval.batch_size)
     metrics = evaluate(query, gallery, task.query, task.gallery, task.protocol, return_topk=config.eval.picture_topk)
     chance = chance_metrics(task.query, task.gallery, task.protocol)
     picture = os.path.join(picture_dir, f"{name.replace('+', '_')}.png")

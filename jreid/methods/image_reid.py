@@ -6,13 +6,18 @@ images of an identity share its label, so one image tower learns them all.
 
 from __future__ import annotations
 
+import functools
+from typing import Sequence
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
+from data_pipelines.records import Record
 from jreid import losses
+from jreid.eval.extract import extract_image_features
 from jreid.models.clip import VisionConfig, VisionTransformer
 from jreid.models.preprocess import normalize_images
 from jreid.models.pretrained import pretrained_vision_config, pretrained_vision_params
@@ -34,7 +39,13 @@ class ImageReIDNet(nn.Module):
 
 
 class ImageReID:
-  """The method object the trainer drives: init, loss and image encoding."""
+  """The method object the trainer drives: init, loss and encoding for evaluation.
+
+  Every method provides: `query_kinds` (the query kinds it can encode),
+  `init(rng, batch) -> (params, model_state)`, `loss(params, model_state,
+  batch, rng) -> (loss, (terms, model_state))` and `encode_records(state,
+  records, kind, batch_size) -> features`.
+  """
 
   query_kinds = ("image", "sketch", "image+instruction", "image+template")
 
@@ -46,6 +57,7 @@ class ImageReID:
     else:
       self.vision = VisionConfig(**vision.to_dict())
     self.net = ImageReIDNet(self.vision, num_classes)
+    self._encode = None
 
   def init(self, rng: jax.Array, batch: dict) -> tuple[dict, dict]:
     """Random init; the image tower from config.model.init when it names a converted CLIP."""
@@ -75,3 +87,16 @@ class ImageReID:
     """L2-normalised retrieval features (before the BNNeck) of uint8 images."""
     feature, _ = self.net.apply({"params": params, **model_state}, images, train=False)
     return feature / jnp.linalg.norm(feature, axis=-1, keepdims=True).clip(1e-12)
+
+  def encode_records(self, state, records: Sequence[Record], kind: str, batch_size: int) -> np.ndarray:
+    """Features [N, D] of evaluation records of one query kind ('image' for galleries).
+
+    Sketches go through the image tower; instructions and templates are not
+    used by this method, so image+instruction queries fall back to the image.
+    """
+    if kind not in self.query_kinds:
+      raise ValueError(f"image_reid cannot encode {kind!r} queries; it encodes {self.query_kinds}")
+    if self._encode is None:
+      self._encode = jax.jit(self.encode_images)
+    encode = functools.partial(self._encode, state.params, state.model_state)
+    return extract_image_features(encode, records, self.vision.image_size, batch_size)

@@ -7,10 +7,12 @@ from typing import Sequence
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 from ml_collections import ConfigDict
 
 from data_pipelines import pipeline
 from data_pipelines.records import Record
+from jreid.train import sharding
 from jreid.train.checkpoint import Checkpointer
 from jreid.train.optimizer import make_optimizer
 from jreid.train.state import TrainState
@@ -18,22 +20,40 @@ from jreid.train.step import check_finite, make_train_step
 from jreid.train.writer import MetricWriter, Progress
 
 
-def batch_spec(config: ConfigDict) -> pipeline.TrainBatchSpec:
+def batch_spec(config: ConfigDict, mesh: Mesh | None = None) -> pipeline.TrainBatchSpec:
+  """The training batch of the config; this process loads its block of rows on `mesh` (default: the
+  config's mesh)."""
   data = config.data
+  mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
+  block, blocks = sharding.process_block(sharding.batch_sharding(mesh), data.num_ids * data.num_instances)
   return pipeline.TrainBatchSpec(
       image_size=tuple(config.model.vision.image_size), num_ids=data.num_ids, num_instances=data.num_instances,
       seed=config.seed, augment=pipeline.AugmentConfig(**data.augment.to_dict()),
-      balance_modalities=tuple(data.balance_modalities),
-      process_index=jax.process_index(), process_count=jax.process_count())
+      balance_modalities=tuple(data.balance_modalities), process_index=block, process_count=blocks)
 
 
-def init_state(config: ConfigDict, method, spec: pipeline.TrainBatchSpec):
-  """A fresh TrainState and the optimizer's schedule."""
+def state_setup(config: ConfigDict, method, spec: pipeline.TrainBatchSpec, mesh: Mesh):
+  """(create, abstract, tx, schedule): a jitted function making the fresh TrainState laid out on `mesh`,
+  the state's shapes with those shardings (a restore template), the optimizer and its schedule."""
   init_rng, run_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   dummy = {"image": np.zeros((2, *spec.image_size, 3), np.uint8)}
-  params, model_state = method.init(init_rng, dummy)
+  params, _ = jax.eval_shape(method.init, init_rng, dummy)
   tx, schedule = make_optimizer(config.optim, params, config.train.num_steps)
-  return TrainState.create(params, model_state, tx, run_rng), tx, schedule
+
+  def create() -> TrainState:
+    return TrainState.create(*method.init(init_rng, dummy), tx, run_rng)
+
+  shapes = jax.eval_shape(create)
+  shardings = sharding.state_shardings(mesh, shapes, config.mesh)
+  abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings)
+  return jax.jit(create, out_shardings=shardings), abstract, tx, schedule
+
+
+def init_state(config: ConfigDict, method, spec: pipeline.TrainBatchSpec, mesh: Mesh | None = None):
+  """A fresh TrainState on `mesh` (default: the config's mesh), the optimizer and its schedule."""
+  mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
+  create, _, tx, schedule = state_setup(config, method, spec, mesh)
+  return create(), tx, schedule
 
 
 def train(config: ConfigDict, workdir: str, method, records: Sequence[Record], show_progress: bool = True,
@@ -44,16 +64,21 @@ def train(config: ConfigDict, workdir: str, method, records: Sequence[Record], s
   NonFiniteLossError naming the step and the term; no checkpoint is written
   after it.
   """
-  spec = batch_spec(config)
-  state, tx, schedule = init_state(config, method, spec)
+  mesh = sharding.make_mesh(config.mesh)
+  spec = batch_spec(config, mesh)
+  create, abstract, tx, schedule = state_setup(config, method, spec, mesh)
   checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.train.max_checkpoints)
   iterator = iter(pipeline.train_dataset(records, spec, num_workers=config.data.num_workers))
   if checkpointer.latest_step() is not None:
-    state, data_state = checkpointer.restore(state)
+    state, data_state = checkpointer.restore(abstract)
     iterator.set_state(data_state)
     print(f"resumed from {checkpointer.directory} at step {int(state.step)}")
+  else:
+    state = create()
   start, total = int(state.step), config.train.num_steps if stop_at is None else stop_at
-  train_step = make_train_step(method.loss, tx)
+  batch_layout = sharding.batch_sharding(mesh)
+  train_step = make_train_step(method.loss, tx, jax.tree.map(lambda x: x.sharding, abstract), batch_layout,
+                               sharding.replicated(mesh))
   writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
   progress = Progress(start, total, spec.num_ids * spec.num_instances, enabled=show_progress)
   history = {}
@@ -70,7 +95,7 @@ def train(config: ConfigDict, workdir: str, method, records: Sequence[Record], s
 
   try:
     for step in range(start + 1, total + 1):
-      batch = next(iterator)
+      batch = sharding.global_batch(next(iterator), batch_layout)
       state, metrics = train_step(state, batch)
       if pending is not None:
         settle(pending)
@@ -93,10 +118,11 @@ def train(config: ConfigDict, workdir: str, method, records: Sequence[Record], s
 
 def restore_state(config: ConfigDict, workdir: str, method, step: int | None = None) -> TrainState:
   """The train state of workdir's latest (or given) checkpoint, for evaluation or export."""
-  state, _, _ = init_state(config, method, batch_spec(config))
+  mesh = sharding.make_mesh(config.mesh)
+  _, abstract, _, _ = state_setup(config, method, batch_spec(config, mesh), mesh)
   checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
   try:
-    state, _ = checkpointer.restore(state, step)
+    state, _ = checkpointer.restore(abstract, step)
   finally:
     checkpointer.close()
   return state

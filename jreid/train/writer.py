@@ -38,15 +38,17 @@ class Progress:
     self._bar = tqdm(initial=start, total=total, desc="train", unit="step", dynamic_ncols=True, disable=not enabled)
     self._batch_size = batch_size
     self._last_step, self._last_time = start, time.perf_counter()
+    self._rate = None
 
   def update(self, step: int, metrics: dict[str, float]) -> float:
-    """Advances the bar to `step`; returns images/s since the last update."""
+    """Advances the bar to `step`; returns images/s, smoothed over about the last 20 updates."""
     now = time.perf_counter()
     rate = (step - self._last_step) * self._batch_size / max(now - self._last_time, 1e-9)
+    self._rate = rate if self._rate is None else 0.95 * self._rate + 0.05 * rate
     self._bar.update(step - self._last_step)
-    self._bar.set_postfix(loss=f"{metrics['loss']:.4f}", img_s=f"{rate:.0f}")
+    self._bar.set_postfix(loss=f"{metrics['loss']:.4f}", img_s=f"{self._rate:.0f}")
     self._last_step, self._last_time = step, now
-    return rate
+    return self._rate
 
   def close(self) -> None:
     self._bar.close()
