@@ -25,6 +25,7 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   c.data.num_ids = 16  # P identities per batch
   c.data.num_instances = 4  # K images per identity
   c.data.num_workers = 2
+  c.data.train_modalities = ("rgb", "ir", "sketch")  # clothes templates show no person
   c.data.balance_modalities = ()
   c.data.augment = ConfigDict(dict(padding=8, flip=True, erasing=0.5, color_jitter=0.2, grayscale=0.1))
 

@@ -14,3 +14,11 @@ def load_data(data: ConfigDict, seed: int = 0) -> ReIDData:
     return synthetic.load(root=data.root or None, size=data.size, seed=seed)
   from data_pipelines.readers import registry
   return registry.load_dataset(data.name, data.root)
+
+
+def training_records(data: ReIDData, modalities) -> list:
+  """The training records whose modality the config trains on (e.g. no clothes templates)."""
+  records = [r for r in data.train if r.modality in tuple(modalities)]
+  if not records:
+    raise ValueError(f"{data.name} has no training images of modalities {tuple(modalities)}")
+  return records

@@ -10,7 +10,8 @@ re-sharded stream yields the same batches.
 Labels: a task's dense labels are offset by the identities of the tasks
 before it (`label_offsets`), so one classifier covers every task. Batches
 carry the pipeline's fields (see pipeline.train_dataset) and 'task', the
-task's position in the list, int32 [B].
+task's position in the list, int32 [B]; with companions (every task has its
+own, giving the same keys and shapes) their fields too.
 """
 
 from __future__ import annotations
@@ -38,12 +39,15 @@ class MixTask:
   spec: image_size, num_ids, num_instances and the process fields must be the
   same for every task; seed, augment, balance_modalities and on_bad_image
   may differ.
+  companions: per-row arrays for this task's records (pipeline.Companions);
+  every task has companions or none does.
   """
 
   name: str
   data: Sequence[Record] | Source
   ratio: float
   spec: pipeline.TrainBatchSpec
+  companions: pipeline.Companions | None = None
 
 
 def label_offsets(tasks: Sequence[MixTask]) -> np.ndarray:
@@ -69,6 +73,10 @@ def _check(tasks: Sequence[MixTask], mode: str) -> None:
   names = [task.name for task in tasks]
   if len(set(names)) < len(names):
     raise ValueError(f"task names repeat: {names}")
+  with_companions = [task.name for task in tasks if task.companions is not None]
+  if with_companions and len(with_companions) < len(tasks):
+    raise ValueError(f"tasks {with_companions} have companions but not every task does; batches of all tasks "
+                     "must have the same fields")
   for task in tasks:
     if not task.ratio > 0:
       raise ValueError(f"task {task.name!r}: ratio must be positive, got {task.ratio}")
@@ -84,7 +92,8 @@ class _LoadMixedBatch:
 
   def __init__(self, tasks: Sequence[MixTask], mode: str, seed: int):
     offsets = label_offsets(tasks)
-    self.rows = [pipeline.TaskRows(task.data, task.spec, int(offsets[t])) for t, task in enumerate(tasks)]
+    self.rows = [pipeline.TaskRows(task.data, task.spec, int(offsets[t]), task.companions)
+                 for t, task in enumerate(tasks)]
     self.spec, self.mode, self.seed = tasks[0].spec, mode, seed
     ratios = np.array([task.ratio for task in tasks], np.float64)
     self.probabilities = ratios / ratios.sum()

@@ -16,6 +16,11 @@ from data_pipelines.sampling import PKBatchPlan
 from data_pipelines.sources import Source, as_source
 
 BAD_IMAGE_POLICIES = ("skip", "fail")
+_COMPANION_STREAM = 0x636F6D70  # Keeps companion draws apart from the augmentation stream.
+
+# companions(record_index, record, rng) -> {key: fixed-shape array}: what a method adds to a row besides its
+# image (a sketch, token ids, ...). Picklable (worker processes run it); its draws come from `rng` only.
+Companions = Callable[[int, Record, np.random.Generator], dict[str, np.ndarray]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,11 +83,13 @@ class TaskRows:
 
   Row r of global batch b is augmented with a generator seeded by
   (spec.seed, b, r), so a row does not depend on how a batch is split over
-  processes.
+  processes. `companions` (optional) adds per-row arrays, stacked under their
+  keys, from a generator of its own seeded by the same row key.
   """
 
-  def __init__(self, data: Sequence[Record] | Source, spec: TrainBatchSpec, label_offset: int = 0):
-    self.source, self.spec = as_source(data), spec
+  def __init__(self, data: Sequence[Record] | Source, spec: TrainBatchSpec, label_offset: int = 0,
+               companions: Companions | None = None):
+    self.source, self.spec, self.companions = as_source(data), spec, companions
     self.records = self.source.records
     if not self.records:
       raise ValueError("no training records: the training split is empty")
@@ -112,7 +119,17 @@ class TaskRows:
         "clothes": np.array([r.clothes_id for r in records], np.int32),
         "index": used.astype(np.int32),
         "replaced": (used != indices).astype(np.int32),
+        **self._companions(used, batch, rows),
     }
+
+  def _companions(self, used: np.ndarray, batch: int, rows: range) -> dict[str, np.ndarray]:
+    """The companions' arrays of the rows, stacked per key ({} without companions)."""
+    if self.companions is None:
+      return {}
+    parts = [self.companions(int(index), self.records[index],
+                             np.random.default_rng([self.spec.seed, batch, row, _COMPANION_STREAM]))
+             for index, row in zip(used, rows)]
+    return {key: np.stack([part[key] for part in parts]) for key in parts[0]}
 
   def _decode(self, index: int, key: tuple[int, int, int]) -> tuple[np.ndarray, int]:
     """The image of record `index` or, under 'skip', of another record of its identity."""
@@ -186,17 +203,21 @@ def batch_stream(load_batch: Callable[[int], dict[str, np.ndarray]], num_workers
 
 
 def train_dataset(data: Sequence[Record] | Source, spec: TrainBatchSpec, num_workers: int = 0,
-                  num_threads: int = 2, buffer_size: int = 4) -> grain.IterDataset:
+                  num_threads: int = 2, buffer_size: int = 4,
+                  companions: Companions | None = None) -> grain.IterDataset:
   """An endless, checkpointable stream of training batches (dicts of numpy arrays).
 
   `data`: records (images read from their paths) or a Source (e.g.
   sources.tfds_source). Keys: image uint8 [B, H, W, 3]; label (dense, 0..N-1),
   camid, modality (index in MODALITIES), clothes, index (the record), replaced
-  (1 where a bad image was replaced), all int32 [B]. Batch i is a pure
-  function of (data, spec, i): resuming from the iterator state, or changing
-  the worker count, yields the same batches.
+  (1 where a bad image was replaced), all int32 [B]; plus, with `companions`,
+  its keys (e.g. sketch uint8 [B, H, W, 3], text int32 [B, L]) for the record
+  each row holds. Batch i is a pure function of (data, spec, companions, i):
+  resuming from the iterator state, or changing the worker count, yields the
+  same batches.
   """
-  return batch_stream(_LoadTrainBatch(TaskRows(data, spec)), num_workers, num_threads, buffer_size)
+  return batch_stream(_LoadTrainBatch(TaskRows(data, spec, companions=companions)), num_workers, num_threads,
+                      buffer_size)
 
 
 def eval_batches(data: Sequence[Record] | Source, image_size: tuple[int, int], batch_size: int,

@@ -1,12 +1,19 @@
 """Convert external checkpoints into jreid model directories.
 
     python -m jreid.convert clip --src PATH --dst DIR [--image-size H,W] [--tokenizer DIR]
+    python -m jreid.convert bert --src DIR --dst DIR
+    python -m jreid.convert export --workdir RUN --dst DIR [--step N] [--dtype bf16|fp32]
 
 `clip` reads a Hugging Face CLIPModel directory (config.json,
 model.safetensors, tokenizer files) or an OpenAI CLIP checkpoint (a .pt/.pth
 TorchScript archive or state dict, or a .safetensors file with OpenAI names),
 and writes the directory that `jreid.models.load_clip` reads. Both sources
-give the same parameter tree. Each subcommand registers itself in
+give the same parameter tree. `bert` reads a Hugging Face BERT directory
+(config.json, model.safetensors or pytorch_model.bin, tokenizer files; tensor
+names with or without the `bert.` prefix) and writes the directory that
+`jreid.models.bert.load_bert` reads. `export` turns a training run's checkpoint
+into the inference model directory that `jreid.load` reads (see
+jreid.inference). Each subcommand registers itself in
 `build_parser` through an `add_*_command(subparsers)` function.
 """
 
@@ -26,6 +33,8 @@ import numpy as np
 import safetensors
 import transformers
 
+from jreid import inference
+from jreid.models import bert as bert_lib
 from jreid.models import (
     CLIPConfig,
     TextConfig,
@@ -327,11 +336,118 @@ def add_clip_command(subparsers: argparse._SubParsersAction) -> None:
   parser.set_defaults(run=_run_clip)
 
 
+def bert_config_from_hf(hf: transformers.BertConfig) -> bert_lib.BertConfig:
+  """The BertConfig of a Hugging Face BertConfig (absolute positions only)."""
+  if getattr(hf, "position_embedding_type", "absolute") != "absolute":
+    raise ValueError(f"position_embedding_type {hf.position_embedding_type!r}: only 'absolute' is supported")
+  return bert_lib.BertConfig(
+      vocab_size=hf.vocab_size, width=hf.hidden_size, layers=hf.num_hidden_layers, heads=hf.num_attention_heads,
+      mlp_dim=hf.intermediate_size, max_positions=hf.max_position_embeddings, type_vocab_size=hf.type_vocab_size,
+      layer_norm_eps=hf.layer_norm_eps, activation=hf.hidden_act, pad_token_id=hf.pad_token_id or 0)
+
+
+def params_from_bert_state(state: State, config: bert_lib.BertConfig) -> dict[str, Any]:
+  """The jreid BERT parameter tree of a HF BertModel state dict (the pooler and task heads are dropped)."""
+  state = {re.sub(r"^bert\.", "", name): value for name, value in state.items()}
+  state = {name: value for name, value in state.items()
+           if not name.startswith(("pooler.", "cls.")) and not name.endswith("position_ids")}
+
+  def take(name):
+    if name not in state:
+      raise ValueError(f"the checkpoint has no tensor {name!r}; is it a BERT checkpoint?")
+    return state.pop(name)
+
+  def dense(name):
+    return {"kernel": take(f"{name}.weight").T, "bias": take(f"{name}.bias")}
+
+  def norm(name):
+    return {"scale": take(f"{name}.weight"), "bias": take(f"{name}.bias")}
+
+  params = {
+      "token_embedding": {"embedding": take("embeddings.word_embeddings.weight")},
+      "pos_embedding": {"embedding": take("embeddings.position_embeddings.weight")},
+      "type_embedding": {"embedding": take("embeddings.token_type_embeddings.weight")},
+      "ln_embed": norm("embeddings.LayerNorm"),
+  }
+  for i in range(config.layers):
+    prefix = f"encoder.layer.{i}"
+    params[f"layers_{i}"] = {
+        "attn": {"query": dense(f"{prefix}.attention.self.query"), "key": dense(f"{prefix}.attention.self.key"),
+                 "value": dense(f"{prefix}.attention.self.value"), "out": dense(f"{prefix}.attention.output.dense")},
+        "ln_attn": norm(f"{prefix}.attention.output.LayerNorm"),
+        "mlp": {"fc1": dense(f"{prefix}.intermediate.dense"), "fc2": dense(f"{prefix}.output.dense")},
+        "ln_mlp": norm(f"{prefix}.output.LayerNorm"),
+    }
+  if state:
+    raise ValueError(f"the checkpoint has tensors a {config.layers}-layer BERT does not use: {sorted(state)[:10]}")
+  return params
+
+
+def read_bert_directory(directory: str) -> tuple[State, transformers.BertConfig]:
+  """Reads a Hugging Face BERT directory: config.json and model.safetensors or pytorch_model.bin."""
+  config_path = os.path.join(directory, "config.json")
+  weights = [os.path.join(directory, name) for name in ("model.safetensors", "pytorch_model.bin")]
+  weights = [path for path in weights if os.path.isfile(path)]
+  if not os.path.isfile(config_path) or not weights:
+    raise FileNotFoundError(f"{directory!r} is not a Hugging Face BERT directory: expected config.json and "
+                            "model.safetensors or pytorch_model.bin")
+  path = weights[0]
+  state = read_safetensors(path) if path.endswith(".safetensors") else read_torch_checkpoint(path)
+  return state, transformers.BertConfig.from_json_file(config_path)
+
+
+def convert_bert(src: str, dst: str) -> bert_lib.BertConfig:
+  """Converts a Hugging Face BERT directory (weights and tokenizer) into a jreid BERT directory."""
+  tokenizer = bert_lib.load_wordpiece_tokenizer(src)
+  state, hf_config = read_bert_directory(src)
+  config = bert_config_from_hf(hf_config)
+  if tokenizer.vocab_size > config.vocab_size:
+    raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model embeds only "
+                     f"{config.vocab_size}")
+  bert_lib.save_bert(dst, config, params_from_bert_state(state, config), tokenizer)
+  return config
+
+
+def _run_bert(args: argparse.Namespace) -> None:
+  config = convert_bert(args.src, args.dst)
+  print(f"wrote {args.dst}: BERT {config.layers}x{config.width}, {config.heads} heads, "
+        f"vocabulary {config.vocab_size}")
+
+
+def add_bert_command(subparsers: argparse._SubParsersAction) -> None:
+  parser = subparsers.add_parser(
+      "bert", help="Hugging Face BERT -> jreid BERT directory (instruction encoder)",
+      description="Convert a Hugging Face BERT model directory (e.g. a sentence-transformers MiniLM).")
+  parser.add_argument("--src", required=True, help="HF BERT directory (config.json, weights, tokenizer files)")
+  parser.add_argument("--dst", required=True, help="output model directory")
+  parser.set_defaults(run=_run_bert)
+
+
+def _run_export(args: argparse.Namespace) -> None:
+  spec = inference.export(args.workdir, args.dst, args.step, args.dtype)
+  print(f"wrote {args.dst}: {spec['method']} at step {spec['source']['step']}, {spec['dtype']}, "
+        f"queries: {', '.join(spec['query_kinds'])}")
+
+
+def add_export_command(subparsers: argparse._SubParsersAction) -> None:
+  parser = subparsers.add_parser(
+      "export", help="training run -> inference model directory (jreid.load)",
+      description="Export a training run's checkpoint: parameters, model config, tokenizer, preprocessing.")
+  parser.add_argument("--workdir", required=True, help="training run directory (config.json, checkpoints/)")
+  parser.add_argument("--dst", required=True, help="output model directory")
+  parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+  parser.add_argument("--dtype", choices=tuple(inference.DTYPES), default="fp32",
+                      help="parameter and compute dtype of the exported model")
+  parser.set_defaults(run=_run_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="python -m jreid.convert", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   subparsers = parser.add_subparsers(dest="command", required=True)
   add_clip_command(subparsers)
+  add_bert_command(subparsers)
+  add_export_command(subparsers)
   return parser
 
 

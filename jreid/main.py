@@ -35,7 +35,7 @@ def main(argv) -> None:
   from jreid.train import distributed
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)  # before any device use
 
-  from data_pipelines.datasets import load_data
+  from data_pipelines.datasets import load_data, training_records
   from jreid import methods
   from jreid.eval.tasks import evaluate_tasks, print_summary
   from jreid.train import loop
@@ -53,7 +53,7 @@ def main(argv) -> None:
         f"tasks {', '.join(data.tasks)}")
   method = methods.build(config, data.num_train_ids)
   if _MODE.value == "train":
-    state, _ = loop.train(config, workdir, method, data.train)
+    state, _ = loop.train(config, workdir, method, training_records(data, config.data.train_modalities))
   else:
     state = loop.restore_state(config, workdir, method)
   results = evaluate_tasks(config, method, state, data, workdir)

@@ -73,6 +73,8 @@ def metrics_from_scores(score_matrix, query_records, gallery_records,
     order = np.argsort(-score_matrix[i], kind="stable")
     order = order[kept(query, gallery, protocol)[order]]
     matches = (gallery.pid[order] == query.pid) & (query.pid >= 0)
+    if protocol == "target_clothes":
+      matches &= gallery.clothes_id[order] == query.target_clothes_id
     top_index[i, :min(topk, len(order))] = order[:topk]
     top_match[i, :min(topk, len(order))] = matches[:topk]
     if not matches.any():
@@ -226,5 +228,6 @@ def random_case(rng, protocol, num_query=40, num_gallery=160, num_ids=12):
       source = same[int(rng.integers(0, len(same)))].path
     query.append(Record("" if protocol == "text" else f"q{i}.png", pid,
                         camid, clothes_id=int(rng.integers(0, 3)),
-                        modality=modality, source=source))
+                        modality=modality, source=source,
+                        target_clothes_id=int(rng.integers(0, 3))))
   return query, gallery

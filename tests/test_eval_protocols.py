@@ -66,9 +66,19 @@ def test_eval_sketch_source_photo_removed_without_camera_rule():
                                                 [True, False, False])
 
 
+def test_eval_target_clothes_matches_only_the_asked_clothes():
+  gallery = [Record("a", 1, 0, clothes_id=3), Record("b", 1, 1, clothes_id=4),
+             Record("c", 2, 1, clothes_id=3)]
+  query = [Record("q", 1, 0, clothes_id=4, target_clothes_id=3)]
+  assert _masks(query, gallery, "target_clothes") == ([True, True, True],
+                                                      [True, False, False])
+
+
 @pytest.mark.parametrize("protocol,query,gallery,message", [
     ("nope", [Record("q", 1, 0)], [Record("a", 1, 0)], "Unknown protocol"),
     ("cc", [Record("q", 1, 0)], [Record("a", 1, 0)], "clothes_id"),
+    ("target_clothes", [Record("q", 1, 0)], [Record("a", 1, 0, clothes_id=1)],
+     "target_clothes_id"),
     ("v2i", [Record("q", 1, 0, modality="ir")], [Record("a", 1, 0)], "'rgb'"),
     ("sysu_all", [Record("q", 1, 2)], [Record("a", 1, 0)], "'ir'"),
     ("standard", [Record("q", 1, 0, modality="x")], [Record("a", 1, 0)],

@@ -60,3 +60,22 @@ def test_eval_bfloat16_features_run():
                  "standard")
   want, _, _ = ref.evaluate(qf, gf, query, gallery, "standard")
   assert got["mAP"] == pytest.approx(want["mAP"], abs=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [None, 8])
+def test_eval_count_chunks_do_not_change_results(chunk, monkeypatch):
+  monkeypatch.setitem(ranking.COUNT_SLOTS_PER_STEP, "cpu", chunk)
+  _compare("standard", "cosine", "tied", seed=11)
+
+
+def test_eval_topk_longer_than_the_valid_list_is_padded():
+  rng = np.random.default_rng(6)
+  query, gallery = ref.random_case(rng, "standard", num_query=6,
+                                   num_gallery=9, num_ids=3)
+  qf, gf = rng.normal(size=(6, 8)), rng.normal(size=(9, 8))
+  got = evaluate(qf, gf, query, gallery, "standard", return_topk=12)
+  _, top_index, top_match = ref.evaluate(qf, gf, query, gallery, "standard",
+                                         topk=12)
+  assert (got["topk_indices"][:, -3:] == -1).all()
+  np.testing.assert_array_equal(got["topk_indices"], top_index)
+  np.testing.assert_array_equal(got["topk_matches"], top_match)

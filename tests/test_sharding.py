@@ -23,8 +23,6 @@ from jreid.train.step import make_train_step
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RULES = unified.get_config("smoke").mesh.rules
 SIZES = {"data": 1, "fsdp": 4, "model": 2}
-
-
 _EIGHT_DEVICE_TESTS = []
 
 
@@ -111,7 +109,7 @@ def test_distributed_detects_the_launcher():
 def _config(shape):
   config = unified.get_config("smoke")
   config.data.update(num_ids=4, num_instances=2)
-  config.optim.eps = 1e-3  # see test_train_steps_agree_...
+  config.optim.eps = 1e-3  # see test_train_step_agrees_on_8_devices_...
   config.mesh.shape.update(shape)
   config.mesh.fsdp_min_size = 0  # the smoke model is tiny: shard everything that divides
   return config
@@ -142,9 +140,9 @@ def _layout(shape, method):
 def _one_step(shape, method, state, batch):
   """(state, metrics) after one train step on the mesh of `shape`, from host copies of state and batch."""
   mesh, tx, abstract = _layout(shape, method)
-  shardings = jax.tree.map(lambda x: x.sharding, abstract)
-  step = make_train_step(method.loss, tx, shardings, sharding.batch_sharding(mesh), sharding.replicated(mesh))
-  return step(jax.device_put(state, shardings), sharding.global_batch(batch, sharding.batch_sharding(mesh)))
+  layouts = sharding.step_shardings(mesh, jax.tree.map(lambda x: x.sharding, abstract))
+  step = make_train_step(method.loss, tx, layouts)
+  return step(jax.device_put(state, layouts.state), sharding.global_batch(batch, layouts.batch))
 
 
 @on_eight_devices

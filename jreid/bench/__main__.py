@@ -12,7 +12,12 @@ from typing import Sequence
 
 # Subcommand -> module with `add_arguments(parser)` and `run(args)`, imported
 # only when chosen (so one command's dependencies never break another).
-COMMANDS = {"data": "jreid.bench.data", "eval": "jreid.bench.evaluation"}
+COMMANDS = {
+    "data": "jreid.bench.data",
+    "eval": "jreid.bench.evaluation",
+    "index": "jreid.bench.index",
+    "train_step": "jreid.bench.train_step",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

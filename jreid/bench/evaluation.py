@@ -18,13 +18,13 @@ import datetime
 import importlib.util
 import os
 import pathlib
+import platform
 import statistics
 import sys
 import time
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from data_pipelines.records import Record
@@ -179,7 +179,8 @@ def _print_table(name: str, size: Size, rows) -> None:
         f"{size.num_gallery:,} gallery, d={size.dim}, {size.num_ids:,} ids, "
         f"{size.num_cameras} cameras, protocol 'standard'")
   print(f"{datetime.date.today().isoformat()}, jax {jax.__version__}, "
-        f"numpy {np.__version__}, backend {jax.default_backend()}\n")
+        f"numpy {np.__version__}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} host cores\n")
   print("| implementation | device | first run (s) | median (s) | runs | "
         "x jreid | mAP | rank-1 | mINP |")
   print("|---|---|---:|---:|---:|---:|---:|---:|---:|")

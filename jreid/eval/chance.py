@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy import special
 
@@ -82,12 +84,15 @@ def chance_metrics(query_records: Sequence[Record],
   summaries = []
   for subset in protocols.gallery_trials(protocol, gallery_labels, num_trials,
                                          seed):
-    labels = protocols.restrict_to_subset(query_labels, gallery_labels, subset)
-    num_query, num_gallery = len(query_records), labels[1].pid.shape[0]
-    num_valid, num_positives = (np.asarray(x) for x in ranking.count_candidates(
-        *labels, protocol=protocol,
-        block_size=block_size or ranking.default_block_size(num_query,
-                                                            num_gallery)))
+    query, gallery = (jax.tree.map(jnp.asarray, labels)
+                      for labels in protocols.restrict_to_subset(
+                          query_labels, gallery_labels, subset))
+    num_valid, num_positives = jax.device_get(
+        ranking.count_valid_and_positive(
+            query, gallery, protocol=protocol,
+            block_size=block_size or ranking.default_block_size(
+                query.pid.shape[0], gallery.pid.shape[0],
+                ranking.platform_of(query.pid))))
     evaluated = evaluated_queries(num_positives)
     n, r = num_valid[evaluated], num_positives[evaluated]
     summaries.append({

@@ -3,7 +3,7 @@
 Records become small int arrays on the host (`encode_protocol`); the jittable
 `pair_masks` turns a block of queries and the gallery into two boolean
 matrices: `valid` (the item takes part in the query's ranking) and `positive`
-(valid and the same identity). Rules, per protocol:
+(valid and a match: the same identity). Rules, per protocol:
 
 - every protocol: identity -1 (unknown, distractor) matches nothing, and the
   gallery item a query was derived from (`Record.source` equal to the gallery
@@ -19,6 +19,10 @@ matrices: `valid` (the item takes part in the query's ranking) and `positive`
   gallery holds one random item per (identity, camera) (`gallery_trials`).
 - `v2i` / `i2v`: visible queries against infrared items / the reverse.
 - `text`, `sketch`, `text+sketch`: no camera rule.
+- `target_clothes` (clothes-template and language-instructed queries): no
+  camera rule; only items of the query's identity wearing the clothes the
+  query asks for (`Record.target_clothes_id`) match, the identity's other
+  items stay in the ranking as non-matches.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import numpy as np
 from data_pipelines.records import MODALITIES, Record
 
 PROTOCOLS = ("standard", "general", "cc", "cross_resolution", "sysu_all",
-             "sysu_indoor", "v2i", "i2v", "text", "sketch", "text+sketch")
+             "sysu_indoor", "v2i", "i2v", "text", "sketch", "text+sketch",
+             "target_clothes")
 
 RGB, IR = MODALITIES.index("rgb"), MODALITIES.index("ir")
 # SYSU-MM01 visible gallery camids per protocol (cameras 1, 2, 4, 5 / 1, 2).
@@ -54,6 +59,7 @@ class ProtocolArrays(NamedTuple):
   pid: np.ndarray
   camid: np.ndarray
   clothes_id: np.ndarray
+  target_clothes_id: np.ndarray
   modality: np.ndarray
   source: np.ndarray
 
@@ -94,6 +100,7 @@ def encode_records(records: Sequence[Record],
       pid=_int_array(r.pid for r in records),
       camid=_int_array(r.camid for r in records),
       clothes_id=_int_array(r.clothes_id for r in records),
+      target_clothes_id=_int_array(r.target_clothes_id for r in records),
       modality=modality,
       source=(np.full(len(records), -1, np.int32) if source is None
               else source.astype(np.int32)))
@@ -115,6 +122,12 @@ def encode_protocol(query: Sequence[Record], gallery: Sequence[Record],
   if protocol == "cc" and any(r.clothes_id < 0
                               for r in (*query, *gallery)):
     raise ValueError("Protocol 'cc' needs a clothes_id >= 0 on every record.")
+  if protocol == "target_clothes" and (
+      any(r.target_clothes_id < 0 for r in query)
+      or any(r.clothes_id < 0 for r in gallery)):
+    raise ValueError("Protocol 'target_clothes' needs a target_clothes_id >= 0 "
+                     "on every query and a clothes_id >= 0 on every gallery "
+                     "record.")
   return (encode_records(query, _source_index(query, gallery)),
           encode_records(gallery))
 
@@ -183,11 +196,13 @@ def pair_masks(query: ProtocolArrays, gallery: ProtocolArrays,
     valid &= ~(same_id & hidden)
   elif protocol in SYSU_GALLERY_CAMIDS:
     query_camid, gallery_camid = SYSU_EXCLUDED_PAIR
-    valid &= (g.modality == RGB) & jnp.isin(g.camid,
-                                           jnp.asarray(SYSU_GALLERY_CAMIDS[protocol]))
+    cameras = jnp.asarray(SYSU_GALLERY_CAMIDS[protocol])
+    valid &= (g.modality == RGB) & jnp.isin(g.camid, cameras)
     valid &= ~((q.camid == query_camid) & (g.camid == gallery_camid))
   elif protocol == "v2i":
     valid &= g.modality == IR
   elif protocol == "i2v":
     valid &= g.modality == RGB
+  elif protocol == "target_clothes":
+    same_id &= g.clothes_id == q.target_clothes_id
   return valid, valid & same_id

@@ -27,12 +27,28 @@ from jax import lax
 from jreid.eval.protocols import ProtocolArrays, pair_masks
 
 METRICS = ("cosine", "euclidean")
-# 'count' is used while a query can have at most this many positives.
-COUNT_METHOD_MAX_POSITIVES = 64
-# Per backend ("default": the others). Scores per block of queries:
-BLOCK_ELEMENTS = {"cpu": 1 << 23, "default": 1 << 27}
-# Positives counted per pass over a block's scores (None: all; divides 8).
+# 'count' is used while no identity has more gallery items than this (on an
+# H200 and on a CPU it beats 'sort' up to several hundred).
+COUNT_METHOD_MAX_POSITIVES = 256
+# Per platform of the data ("default": the others). Scores per block:
+BLOCK_ELEMENTS = {"cpu": 1 << 23, "default": 1 << 29}
+# Positives counted per pass over a block's scores (None: all; else a
+# divisor of 8).
 COUNT_SLOTS_PER_STEP = {"cpu": 4, "default": None}
+
+
+def platform_of(x: jax.Array) -> str:
+  """'cpu', 'gpu' or 'tpu': where `x` lives."""
+  return next(iter(x.devices())).platform
+
+
+def _platform_setting(table: dict, platform: str):
+  return table.get(platform, table["default"])
+
+
+def default_slots_per_step(platform: str) -> int | None:
+  """Positives counted per pass on `platform` (None: all)."""
+  return _platform_setting(COUNT_SLOTS_PER_STEP, platform)
 
 
 class QueryStats(NamedTuple):
@@ -83,14 +99,14 @@ def similarity(query: jax.Array, gallery: jax.Array,
                          prepare_features(gallery, metric), metric)
 
 
-def _count_ahead(ranked, score, index):
+def _count_ahead(ranked, score, index, slots_per_step):
   """[B, P] number of items of `ranked` [B, G] ahead of each (score, index).
 
-  Slots go in chunks (per backend) with the gallery axis reduced in the
-  middle: each score is read once per chunk.
+  Slots go `slots_per_step` at a time (None: all) with the gallery axis
+  reduced in the middle: each score is read once per step.
   """
   num_queries, num_slots = score.shape
-  chunk = _backend_setting(COUNT_SLOTS_PER_STEP) or num_slots
+  chunk = slots_per_step or num_slots
   item = jnp.arange(ranked.shape[1], dtype=jnp.int32)[None, :, None]
   values = ranked[:, :, None]
 
@@ -106,7 +122,8 @@ def _count_ahead(ranked, score, index):
   return out.transpose(1, 0, 2).reshape(num_queries, num_slots)
 
 
-def _stats_by_count(scores, valid, positive, num_positives, candidates):
+def _stats_by_count(scores, valid, positive, num_positives, candidates,
+                    slots_per_step):
   """(AP, INP, first position) from counting items ahead of each positive.
 
   candidates: [B, P] gallery indices of each query's identity (-1 padded).
@@ -120,7 +137,7 @@ def _stats_by_count(scores, valid, positive, num_positives, candidates):
        -jnp.where(candidate_scores == 0, 0.0, candidate_scores), candidates),
       dimension=1, is_stable=True, num_keys=3)
   position = _count_ahead(jnp.where(valid, scores, -jnp.inf), -negated,
-                          best_index)
+                          best_index, slots_per_step)
   slot = jnp.arange(candidates.shape[1], dtype=jnp.int32)
   precision = (slot + 1) / (position + 1).astype(jnp.float32)
   ap = jnp.sum(jnp.where(slot < num_positives[:, None], precision, 0.0), axis=1)
@@ -143,17 +160,13 @@ def _stats_by_sort(scores, valid, positive):
   return ap, last, first - 1
 
 
-def _backend_setting(table: dict):
-  return table.get(jax.default_backend(), table["default"])
-
-
-def _query_stats(scores, valid, positive, candidates, topk):
+def _query_stats(scores, valid, positive, candidates, topk, slots_per_step):
   num_positives = jnp.sum(positive, axis=1, dtype=jnp.int32)
   if candidates is None:
     ap, last, first = _stats_by_sort(scores, valid, positive)
   else:
     ap, last, first = _stats_by_count(scores, valid, positive, num_positives,
-                                      candidates)
+                                      candidates, slots_per_step)
   denominator = jnp.maximum(num_positives, 1).astype(jnp.float32)
   inp = jnp.where(num_positives > 0,
                   num_positives / (last + 1).astype(jnp.float32), 0.0)
@@ -179,11 +192,13 @@ def _map_query_blocks(fn: Callable, block_size: int, per_query, pad_values):
     return x.reshape(num_blocks, block_size, *x.shape[1:])
 
   out = lax.map(fn, jax.tree.map(blocks, per_query, pad_values))
-  return jax.tree.map(lambda y: y.reshape(-1, *y.shape[2:])[:num_queries], out)
+  return jax.tree.map(
+      lambda y: y.reshape(num_blocks * block_size, *y.shape[2:])[:num_queries],
+      out)
 
 
 # Padded queries have no identity and no source, so they have no positives.
-_LABEL_PAD = ProtocolArrays(-1, -1, -1, -1, -1)
+_LABEL_PAD = ProtocolArrays(-1, -1, -1, -1, -1, -1)
 
 
 def _pads(candidates):
@@ -195,15 +210,18 @@ def _device_labels(labels: ProtocolArrays) -> ProtocolArrays:
   return ProtocolArrays(*(jnp.asarray(a, jnp.int32) for a in labels))
 
 
-@functools.partial(jax.jit, static_argnames=("protocol", "metric",
-                                             "block_size", "topk"))
+@functools.partial(jax.jit, static_argnames=(
+    "protocol", "metric", "block_size", "topk", "slots_per_step"))
 def rank_features(query_features: jax.Array, gallery_features: jax.Array,
                   query_labels: ProtocolArrays, gallery_labels: ProtocolArrays,
                   candidates: jax.Array | None, *, protocol: str, metric: str,
-                  block_size: int, topk: int) -> QueryStats:
+                  block_size: int, topk: int,
+                  slots_per_step: int | None) -> QueryStats:
   """Per-query statistics of ranking the gallery by feature similarity.
 
   candidates: `same_identity_candidates` ('count'), or None ('sort').
+  block_size, slots_per_step: see `default_block_size`,
+  `default_slots_per_step`.
   """
   gallery = prepare_features(gallery_features, metric)
 
@@ -212,7 +230,8 @@ def rank_features(query_features: jax.Array, gallery_features: jax.Array,
     scores = prepared_scores(prepare_features(features, metric), gallery,
                              metric)
     valid, positive = pair_masks(block_labels, gallery_labels, protocol)
-    return _query_stats(scores, valid, positive, block_candidates, topk)
+    return _query_stats(scores, valid, positive, block_candidates, topk,
+                        slots_per_step)
 
   return _map_query_blocks(
       block, block_size,
@@ -220,17 +239,19 @@ def rank_features(query_features: jax.Array, gallery_features: jax.Array,
       _pads(candidates))
 
 
-@functools.partial(jax.jit, static_argnames=("protocol", "block_size", "topk"))
+@functools.partial(jax.jit, static_argnames=(
+    "protocol", "block_size", "topk", "slots_per_step"))
 def rank_scores(scores: jax.Array, query_labels: ProtocolArrays,
                 gallery_labels: ProtocolArrays, candidates: jax.Array | None,
-                *, protocol: str, block_size: int, topk: int) -> QueryStats:
+                *, protocol: str, block_size: int, topk: int,
+                slots_per_step: int | None) -> QueryStats:
   """Per-query statistics of a [Q, G] score matrix (higher is closer)."""
 
   def block(inputs):
     block_scores, block_labels, block_candidates = inputs
     valid, positive = pair_masks(block_labels, gallery_labels, protocol)
     return _query_stats(block_scores.astype(jnp.float32), valid, positive,
-                        block_candidates, topk)
+                        block_candidates, topk, slots_per_step)
 
   return _map_query_blocks(
       block, block_size, (scores, _device_labels(query_labels), candidates),
@@ -238,9 +259,9 @@ def rank_scores(scores: jax.Array, query_labels: ProtocolArrays,
 
 
 @functools.partial(jax.jit, static_argnames=("protocol", "block_size"))
-def count_candidates(query_labels: ProtocolArrays,
-                     gallery_labels: ProtocolArrays, *, protocol: str,
-                     block_size: int) -> tuple[jax.Array, jax.Array]:
+def count_valid_and_positive(query_labels: ProtocolArrays,
+                             gallery_labels: ProtocolArrays, *, protocol: str,
+                             block_size: int) -> tuple[jax.Array, jax.Array]:
   """Per query: (number of valid gallery items, number of positives)."""
   labels = _device_labels(query_labels)
 
@@ -252,9 +273,10 @@ def count_candidates(query_labels: ProtocolArrays,
   return _map_query_blocks(block, block_size, labels, _LABEL_PAD)
 
 
-def default_block_size(num_queries: int, num_gallery: int) -> int:
+def default_block_size(num_queries: int, num_gallery: int,
+                       platform: str) -> int:
   """Queries per block: about BLOCK_ELEMENTS scores, blocks of equal size."""
-  elements = _backend_setting(BLOCK_ELEMENTS)
+  elements = _platform_setting(BLOCK_ELEMENTS, platform)
   largest = max(1, min(num_queries, elements // max(num_gallery, 1)))
   num_blocks = -(-num_queries // largest)
   return -(-num_queries // num_blocks)

@@ -1,4 +1,4 @@
-"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) and average query expansion.
+"""k-reciprocal re-ranking (Zhong et al., CVPR 2017), average query expansion.
 
 Re-ranking follows the published algorithm over the N = Q + G probes and
 gallery items: distances d are squared Euclidean distances (of L2-normalised

@@ -14,7 +14,7 @@ from jreid.eval.chance import chance_metrics
 from jreid.eval.evaluate import evaluate
 from jreid.eval.visualize import save_ranked_results
 
-REPORTED = ("mAP", "rank1", "rank5", "mINP")
+REPORTED = ("mAP", "rank1", "rank5", "rank10", "mINP")
 
 
 def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: str) -> dict[str, dict[str, Any]]:
@@ -56,12 +56,12 @@ def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: s
 
 def summary_table(results: dict[str, dict[str, Any]]) -> str:
   """A Markdown table of per-task metrics (in %) with the chance levels and the mean over tasks."""
-  header = "| task | protocol | queries | mAP | rank-1 | rank-5 | mINP | chance mAP | chance rank-1 |"
-  lines = [header, "|" + "---|" * 9]
+  header = "| task | protocol | queries | mAP | rank-1 | rank-5 | rank-10 | mINP | chance mAP | chance rank-1 |"
+  lines = [header, "|" + "---|" * 10]
   scored = {k: v for k, v in results.items() if "mAP" in v}
   for name, r in results.items():
     if "skipped" in r:
-      lines.append(f"| {name} | {r['protocol']} | skipped: {r['skipped']} |" + " |" * 6)
+      lines.append(f"| {name} | {r['protocol']} | skipped: {r['skipped']} |" + " |" * 7)
       continue
     values = " | ".join(f"{100 * r[k]:.1f}" for k in (*REPORTED, "chance_mAP", "chance_rank1"))
     lines.append(f"| {name} | {r['protocol']} | {r['queries']} | {values} |")

@@ -29,7 +29,11 @@ class Checkpointer:
                                                      data=ocp.args.JsonSave(data_state)), force=True)
 
   def restore(self, state_template: Any, step: int | None = None) -> tuple[Any, dict]:
-    """Restores (state, data_state) at `step` (default: the latest) onto the template's shardings."""
+    """Restores (state, data_state) at `step` (default: the latest) onto the template's shardings.
+
+    The template holds arrays or ShapeDtypeStructs with shardings, on any mesh:
+    a checkpoint saved on one device count restores onto another.
+    """
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")

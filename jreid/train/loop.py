@@ -33,20 +33,30 @@ def batch_spec(config: ConfigDict, mesh: Mesh | None = None) -> pipeline.TrainBa
 
 
 def state_setup(config: ConfigDict, method, spec: pipeline.TrainBatchSpec, mesh: Mesh):
-  """(create, abstract, tx, schedule): a jitted function making the fresh TrainState laid out on `mesh`,
-  the state's shapes with those shardings (a restore template), the optimizer and its schedule."""
+  """(create, abstract, tx, schedule): a function making the fresh TrainState laid out on `mesh`, the
+  state's shapes with those shardings (a restore template), the optimizer and its schedule.
+
+  `method.init` runs eagerly (it may read pretrained weights from disk); its result is laid out on the
+  mesh and the optimizer state is made there, sharded like the parameters.
+  """
   init_rng, run_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   dummy = {"image": np.zeros((2, *spec.image_size, 3), np.uint8)}
-  params, _ = jax.eval_shape(method.init, init_rng, dummy)
-  tx, schedule = make_optimizer(config.optim, params, config.train.num_steps)
+  variables = jax.eval_shape(method.init, init_rng, dummy)
+  tx, schedule = make_optimizer(config.optim, variables[0], config.train.num_steps)
 
-  def create() -> TrainState:
-    return TrainState.create(*method.init(init_rng, dummy), tx, run_rng)
+  def make_state(params, model_state) -> TrainState:
+    return TrainState.create(params, model_state, tx, run_rng)
 
-  shapes = jax.eval_shape(create)
+  shapes = jax.eval_shape(make_state, *variables)
   shardings = sharding.state_shardings(mesh, shapes, config.mesh)
   abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings)
-  return jax.jit(create, out_shardings=shardings), abstract, tx, schedule
+  laid_out = jax.jit(make_state, out_shardings=shardings)
+
+  def create() -> TrainState:
+    params, model_state = jax.device_get(method.init(init_rng, dummy))
+    return laid_out(*jax.device_put((params, model_state), (shardings.params, shardings.model_state)))
+
+  return create, abstract, tx, schedule
 
 
 def init_state(config: ConfigDict, method, spec: pipeline.TrainBatchSpec, mesh: Mesh | None = None):
@@ -68,7 +78,10 @@ def train(config: ConfigDict, workdir: str, method, records: Sequence[Record], s
   spec = batch_spec(config, mesh)
   create, abstract, tx, schedule = state_setup(config, method, spec, mesh)
   checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.train.max_checkpoints)
-  iterator = iter(pipeline.train_dataset(records, spec, num_workers=config.data.num_workers))
+  if hasattr(method, "train_records"):  # the rows a method trains on (UNIReID: captioned photos)
+    records = method.train_records(records)
+  companions = method.companions(records) if hasattr(method, "companions") else None
+  iterator = iter(pipeline.train_dataset(records, spec, num_workers=config.data.num_workers, companions=companions))
   if checkpointer.latest_step() is not None:
     state, data_state = checkpointer.restore(abstract)
     iterator.set_state(data_state)
@@ -76,11 +89,11 @@ def train(config: ConfigDict, workdir: str, method, records: Sequence[Record], s
   else:
     state = create()
   start, total = int(state.step), config.train.num_steps if stop_at is None else stop_at
-  batch_layout = sharding.batch_sharding(mesh)
-  train_step = make_train_step(method.loss, tx, jax.tree.map(lambda x: x.sharding, abstract), batch_layout,
-                               sharding.replicated(mesh))
+  layouts = sharding.step_shardings(mesh, jax.tree.map(lambda x: x.sharding, abstract))
+  train_step = make_train_step(method.loss, tx, layouts)
   writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
-  progress = Progress(start, total, spec.num_ids * spec.num_instances, enabled=show_progress)
+  progress = Progress(start, total, spec.num_ids * spec.num_instances,
+                      enabled=show_progress and jax.process_index() == 0)
   history = {}
   pending = None  # (step, device metrics) of the previous step, read one step late so the device keeps busy
 
@@ -95,7 +108,7 @@ def train(config: ConfigDict, workdir: str, method, records: Sequence[Record], s
 
   try:
     for step in range(start + 1, total + 1):
-      batch = sharding.global_batch(next(iterator), batch_layout)
+      batch = sharding.global_batch(next(iterator), layouts.batch)
       state, metrics = train_step(state, batch)
       if pending is not None:
         settle(pending)

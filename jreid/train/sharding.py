@@ -5,11 +5,13 @@ Sharding is data: `config.mesh.shape` sizes the axes ('data', 'fsdp',
 to per-dimension mesh axes; then FSDP shards the largest still unsharded
 dimension that divides evenly over 'fsdp' of every parameter with at least
 `config.mesh.fsdp_min_size` elements. Everything else is replicated. Batches are
-sharded over ('data', 'fsdp') along their first dimension.
+sharded over ('data', 'fsdp') along their first dimension. Inside the train step
+FSDP-sharded parameters are gathered for use, so activations stay batch-sharded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import Any, Mapping, Sequence
@@ -50,6 +52,15 @@ def make_mesh(cfg: ConfigDict, devices: Sequence[jax.Device] | None = None) -> M
   return jax.make_mesh(sizes, AXES, axis_types=(AxisType.Auto,) * len(AXES), devices=devices)
 
 
+def _names(entry) -> tuple[str, ...]:
+  """A PartitionSpec entry (None, a name or a tuple of names) as a tuple of names."""
+  return (entry,) if isinstance(entry, str) else tuple(entry or ())
+
+
+def _entry(names: tuple[str, ...]):
+  return names[0] if len(names) == 1 else (names or None)
+
+
 def param_spec(name: str, shape: Sequence[int], axis_sizes: Mapping[str, int], rules: Sequence,
                fsdp_min_size: int) -> PartitionSpec:
   """The PartitionSpec of one parameter from its path `name` and shape.
@@ -65,12 +76,12 @@ def param_spec(name: str, shape: Sequence[int], axis_sizes: Mapping[str, int], r
       if len(axes) != len(shape):
         raise ValueError(f"mesh.rules: {pattern!r} gives {len(axes)} axes for {name} of shape {tuple(shape)}")
       for dim, entry in enumerate(axes):
-        names = tuple(a for a in ((entry,) if isinstance(entry, str) else entry or ()) if axis_sizes[a] > 1)
+        names = tuple(a for a in _names(entry) if axis_sizes[a] > 1)
         size = math.prod(axis_sizes[a] for a in names)
         if shape[dim] % size:
           raise ValueError(f"mesh.rules: {name} dimension {dim} of size {shape[dim]} does not split over "
                            f"{names} ({size} devices)")
-        spec[dim] = names[0] if len(names) == 1 else (names or None)
+        spec[dim] = _entry(names)
       break
   fsdp = axis_sizes["fsdp"]
   if fsdp > 1 and math.prod(shape) >= fsdp_min_size:
@@ -113,6 +124,34 @@ def state_shardings(mesh: Mesh, state: Any, cfg: ConfigDict) -> Any:
       step=replicated(mesh), rng=replicated(mesh), params=params,
       model_state=tree_shardings(mesh, state.model_state, cfg),
       opt_state=_by_param(state.opt_state, state.params, params, replicated(mesh)))
+
+
+def gathered(sharding: NamedSharding) -> NamedSharding:
+  """The same layout with 'fsdp' removed: how a parameter is used in the forward and backward pass."""
+  spec = (_entry(tuple(a for a in _names(e) if a != "fsdp")) for e in sharding.spec)
+  return NamedSharding(sharding.mesh, PartitionSpec(*spec))
+
+
+@dataclasses.dataclass(frozen=True)
+class StepShardings:
+  """The layouts a train step is compiled for.
+
+  state: the TrainState's (stored) shardings; batch: of every batch field;
+  metrics: replicated; compute: the parameters' layout inside the step (FSDP
+  all-gathers them there, and their gradients are reduce-scattered back), so
+  that activations stay sharded over the batch.
+  """
+
+  state: Any
+  batch: NamedSharding
+  metrics: NamedSharding
+  compute: Any
+
+
+def step_shardings(mesh: Mesh, state_shardings: Any) -> StepShardings:
+  """The StepShardings of a state laid out as `state_shardings` on `mesh`."""
+  return StepShardings(state_shardings, batch_sharding(mesh), replicated(mesh),
+                       jax.tree.map(gathered, state_shardings.params))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

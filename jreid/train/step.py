@@ -2,31 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import numpy as np
 import optax
 
+from jreid.train.sharding import StepShardings
 from jreid.train.state import TrainState
 
 # loss_fn(params, model_state, batch, rng) -> (loss, (terms, new_model_state))
 LossFn = Callable
 
 
-def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, state_shardings: Any = None,
-                    batch_sharding: jax.sharding.Sharding | None = None,
-                    metrics_sharding: jax.sharding.Sharding | None = None) -> Callable:
+def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
+                    shardings: StepShardings | None = None) -> Callable:
   """One optimizer step: forward, loss terms, backward, update. The state is donated.
 
-  With shardings (jreid.train.sharding) the step is compiled for them: the
-  state keeps its layout, the batch is global, and losses over the batch
-  (batch-hard triplet, identity CE, BatchNorm statistics) see all of it.
+  With shardings the step is compiled for them: the state keeps its layout,
+  the batch is one global array, so losses over the batch (batch-hard triplet,
+  identity CE, BatchNorm statistics) see all of it.
   """
+
+  def sharded_loss_fn(params, model_state, batch, rng):
+    params = jax.lax.with_sharding_constraint(params, shardings.compute)
+    return loss_fn(params, model_state, batch, rng)
 
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
     rng = jax.random.fold_in(state.rng, state.step)
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    grad_fn = jax.value_and_grad(loss_fn if shardings is None else sharded_loss_fn, has_aux=True)
     (loss, (terms, model_state)), grads = grad_fn(state.params, state.model_state, batch, rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -34,10 +38,10 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, state_sha
     new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
     return new_state, metrics
 
-  if state_shardings is None:
+  if shardings is None:
     return jax.jit(train_step, donate_argnums=0)
-  return jax.jit(train_step, in_shardings=(state_shardings, batch_sharding),
-                 out_shardings=(state_shardings, metrics_sharding), donate_argnums=0)
+  return jax.jit(train_step, in_shardings=(shardings.state, shardings.batch),
+                 out_shardings=(shardings.state, shardings.metrics), donate_argnums=0)
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -1,0 +1,71 @@
+"""Cross-modal contrastive losses: in-batch InfoNCE, task-aware dynamic weighting, distribution alignment.
+
+Logits are cosine similarities times a (learnable) scale. Positives are the
+pairs with equal labels: distinct instance labels give CLIP's InfoNCE,
+identity labels let every image of a person match every description of them.
+"""
+
+import jax
+import jax.numpy as jnp
+
+
+def similarity_logits(queries: jax.Array, keys: jax.Array, scale: jax.Array | float) -> jax.Array:
+  """scale * cos(queries_i, keys_j): [N, M] in fp32."""
+  def unit(x):
+    x = x.astype(jnp.float32)
+    return x / jnp.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
+  return scale * unit(queries) @ unit(keys).T
+
+
+def positive_targets(labels: jax.Array) -> jax.Array:
+  """[N, N] target distributions: row i is uniform over the j with labels[j] == labels[i]."""
+  same = (labels[:, None] == labels[None, :]).astype(jnp.float32)
+  return same / same.sum(axis=1, keepdims=True)
+
+
+def symmetric_info_nce(a: jax.Array, b: jax.Array, scale: jax.Array | float, labels: jax.Array) -> jax.Array:
+  """Per-pair symmetric InfoNCE [N]: (CE of a_i over b + CE of b_i over a) / 2.
+
+  Each row's cross-entropy is against `positive_targets(labels)`; with
+  distinct labels it is -log softmax at the paired item (CLIP's loss).
+  """
+  logits = similarity_logits(a, b, scale)
+  targets = positive_targets(labels)
+  a_to_b = -jnp.sum(targets * jax.nn.log_softmax(logits, axis=1), axis=1)
+  b_to_a = -jnp.sum(targets * jax.nn.log_softmax(logits.T, axis=1), axis=1)
+  return (a_to_b + b_to_a) / 2
+
+
+def task_aware_weights(loss_a: jax.Array, loss_b: jax.Array, eps: float = 1e-9) -> tuple[jax.Array, jax.Array]:
+  """UNIReID's per-sample weights of two tasks from their losses.
+
+  With confidences p = exp(-loss): w_a = (p_b + eps) 2 p_a p_b / (p_a + p_b + eps)
+  and w_b = (p_a + eps) 2 p_a p_b / (p_a + p_b + eps).
+  """
+  p_a, p_b = jnp.exp(-loss_a), jnp.exp(-loss_b)
+  agreement = 2 * p_a * p_b / (p_a + p_b + eps)
+  return (p_b + eps) * agreement, (p_a + eps) * agreement
+
+
+def dynamic_task_loss(loss_a: jax.Array, loss_b: jax.Array, alpha: float = 1.0, gamma: float = 3.5,
+                      stop_gradient: bool = False) -> jax.Array:
+  """mean(alpha (1 + w_a)^gamma loss_a) + mean(alpha (1 + w_b)^gamma loss_b) over per-sample losses.
+
+  As released by the UNIReID authors the gradient also flows through the
+  weights; `stop_gradient` treats them as constants.
+  """
+  w_a, w_b = task_aware_weights(loss_a, loss_b)
+  if stop_gradient:
+    w_a, w_b = jax.lax.stop_gradient(w_a), jax.lax.stop_gradient(w_b)
+  return jnp.mean(alpha * (1 + w_a) ** gamma * loss_a) + jnp.mean(alpha * (1 + w_b) ** gamma * loss_b)
+
+
+def distribution_alignment(student_logits: jax.Array, teacher_logits: jax.Array) -> jax.Array:
+  """mean_i -sum_j softmax(teacher_i)_j log softmax(student_i)_j, the teacher held constant.
+
+  The cross-entropy form of KL(teacher || student): the two differ by the
+  teacher's entropy, which has no gradient.
+  """
+  teacher = jax.nn.softmax(jax.lax.stop_gradient(teacher_logits).astype(jnp.float32), axis=1)
+  student = jax.nn.log_softmax(student_logits.astype(jnp.float32), axis=1)
+  return -jnp.mean(jnp.sum(teacher * student, axis=1))

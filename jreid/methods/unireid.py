@@ -1,0 +1,337 @@
+"""UNIReID (Chen et al., CVPR 2023): text, sketch and text+sketch queries against a gallery of photos.
+
+A dual encoder: one image tower for photos and sketches, a CLIP text tower for
+descriptions; a text+sketch query is the fusion of the two features (a sum by
+default). Training pairs every photo with one of its captions and a sketch of
+the person in the same clothes; the loss is symmetric InfoNCE for photo-text,
+photo-sketch and photo-fusion, the first two weighted per sample by the
+task-aware dynamic weighting, plus the alignment of the sketch->photo
+similarity distribution to the text->photo one (see METHODS.md), and an
+optional identity classification loss.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import math
+import os
+from typing import Sequence
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ml_collections import ConfigDict
+from PIL import Image
+
+from data_pipelines import images as image_ops
+from data_pipelines.datasets import load_data
+from data_pipelines.pipeline import eval_batches
+from data_pipelines.records import Record
+from data_pipelines.sketch import sketch as draw
+from jreid import losses
+from jreid.eval.extract import extract_image_features
+from jreid.methods.text import TextTokens, method_tokenizer, tokenizer_cache_dir
+from jreid.models.checkpoint_io import CONFIG_FILE, load_clip
+from jreid.models.clip import CLIPConfig, EncoderOutput, TextConfig, TextTransformer, VisionConfig, VisionTransformer
+from jreid.models.pos_embed import resize_pos_embed
+from jreid.models.preprocess import normalize_images
+
+FUSIONS = ("sum", "weighted", "cross_attention")
+SKETCH_SOURCES = ("dataset", "generated")
+POSITIVES = ("instance", "identity")
+# Photos are drawn as sketches at this size (that of the synthetic set's photos), then resized.
+DRAW_SIZE = (256, 128)
+_MAX_LOG_SCALE = math.log(100.0)  # CLIP's cap on the learned logit scale.
+
+
+def draw_sketch(photo: str, size: tuple[int, int]) -> np.ndarray:
+  """The photo at path `photo` drawn as a sketch (data_pipelines.sketch), uint8 [*size, 3]."""
+  drawn = draw(image_ops.decode_image(photo, DRAW_SIZE))
+  return np.asarray(Image.fromarray(drawn).resize((size[1], size[0]), Image.BILINEAR))
+
+
+def _unit(x: jax.Array) -> jax.Array:
+  x = x.astype(jnp.float32)
+  return x / jnp.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
+
+
+class CrossAttentionFusion(nn.Module):
+  """text + sketch, plus attention of that sum over both towers' tokens (a residual that starts at zero)."""
+
+  embed_dim: int
+  heads: int
+
+  @nn.compact
+  def __call__(self, text: EncoderOutput, text_valid: jax.Array, sketch: EncoderOutput) -> jax.Array:
+    summed = text.embedding.astype(jnp.float32) + sketch.embedding.astype(jnp.float32)
+    keys = jnp.concatenate([nn.Dense(self.embed_dim, name="text_keys")(text.tokens.astype(jnp.float32)),
+                            nn.Dense(self.embed_dim, name="sketch_keys")(sketch.tokens.astype(jnp.float32))], axis=1)
+    valid = jnp.concatenate([text_valid, jnp.ones(sketch.tokens.shape[:2], bool)], axis=1)
+    attention = nn.MultiHeadDotProductAttention(self.heads, out_kernel_init=nn.initializers.zeros, name="attention")
+    attended = attention(nn.LayerNorm(name="ln_query")(summed)[:, None], nn.LayerNorm(name="ln_keys")(keys),
+                         mask=valid[:, None, None, :])
+    return summed + attended[:, 0]
+
+
+@flax.struct.dataclass
+class Embeddings:
+  """The projected features of a training batch, fp32 [B, D]; identity logits [3, B, C] (image, text, sketch)."""
+
+  image: jax.Array
+  sketch: jax.Array
+  text: jax.Array
+  fusion: jax.Array
+  log_scale: jax.Array
+  logits: jax.Array | None
+
+
+class UNIReIDNet(nn.Module):
+  """Image tower `vision` (photos and sketches), text tower `text`, fusion, logit scale, optional classifier."""
+
+  vision_config: VisionConfig
+  text_config: TextConfig
+  fusion: str = "sum"
+  fusion_heads: int = 4
+  num_classes: int = 0
+
+  def setup(self):
+    if self.fusion not in FUSIONS:
+      raise ValueError(f"model.fusion must be one of {FUSIONS}, got {self.fusion!r}")
+    self.vision = VisionTransformer(self.vision_config)
+    self.text = TextTransformer(self.text_config)
+    self.logit_scale = self.param("logit_scale", nn.initializers.constant(math.log(1 / 0.07)), (), jnp.float32)
+    if self.fusion == "weighted":
+      self.fusion_gates = self.param("fusion_gates", nn.initializers.ones, (2,), jnp.float32)
+    elif self.fusion == "cross_attention":
+      self.fuser = CrossAttentionFusion(self.vision_config.embed_dim, self.fusion_heads)
+    if self.num_classes:
+      self.classifier = nn.Dense(self.num_classes, use_bias=False, kernel_init=nn.initializers.normal(0.001))
+
+  def encode_images(self, images: jax.Array) -> EncoderOutput:
+    """uint8 [B, H, W, 3] photos or sketches."""
+    return self.vision(normalize_images(images, jnp.dtype(self.vision_config.dtype)))
+
+  def encode_texts(self, token_ids: jax.Array) -> EncoderOutput:
+    return self.text(token_ids)
+
+  def fuse(self, text: EncoderOutput, token_ids: jax.Array, sketch: EncoderOutput) -> jax.Array:
+    """The text+sketch feature [B, D] (fp32)."""
+    t, s = text.embedding.astype(jnp.float32), sketch.embedding.astype(jnp.float32)
+    if self.fusion == "weighted":
+      return self.fusion_gates[0] * t + self.fusion_gates[1] * s
+    if self.fusion == "cross_attention":
+      eot = jnp.argmax(token_ids == self.text_config.eot_token_id, axis=-1)
+      return self.fuser(text, jnp.arange(token_ids.shape[1]) <= eot[:, None], sketch)
+    return t + s
+
+  def encode_text_sketch(self, token_ids: jax.Array, sketches: jax.Array) -> jax.Array:
+    return self.fuse(self.encode_texts(token_ids), token_ids, self.encode_images(sketches))
+
+  def __call__(self, images: jax.Array, sketches: jax.Array, token_ids: jax.Array) -> Embeddings:
+    both = self.encode_images(jnp.concatenate([images, sketches]))
+    n = images.shape[0]
+    photo, sketch = jax.tree.map(lambda x: x[:n], both), jax.tree.map(lambda x: x[n:], both)
+    text = self.encode_texts(token_ids)
+    features = [x.embedding.astype(jnp.float32) for x in (photo, text, sketch)]
+    logits = jnp.stack([self.classifier(f) for f in features]) if self.num_classes else None
+    return Embeddings(image=features[0], sketch=features[2], text=features[1],
+                      fusion=self.fuse(text, token_ids, sketch), log_scale=self.logit_scale, logits=logits)
+
+
+class SketchTextCompanions:
+  """Per training photo: one of its captions (token ids) and a sketch of the person in the same clothes.
+
+  sketches='dataset': a sketch record of the same identity and clothes when
+  the data has one (the synthetic set does), else drawn from a photo of them,
+  another than the row's when there is one; 'generated': always drawn. The
+  sketch is flipped and shifted like the photos (on white paper). Picklable.
+  """
+
+  def __init__(self, records: Sequence[Record], tokens: TextTokens, image_size: tuple[int, int],
+               sketches: str = "dataset", flip: bool = True, padding: int = 0):
+    if sketches not in SKETCH_SOURCES:
+      raise ValueError(f"data.sketches must be one of {SKETCH_SOURCES}, got {sketches!r}")
+    self.tokens, self.image_size, self.flip, self.padding = tokens, tuple(image_size), flip, padding
+    files, photos = collections.defaultdict(list), collections.defaultdict(list)
+    for r in records:
+      if r.modality == "sketch" and sketches == "dataset":
+        files[(r.pid, r.clothes_id)].append(r.path)
+      elif is_training_photo(r):
+        photos[(r.pid, r.clothes_id)].append(r.path)
+    self.files, self.photos = dict(files), dict(photos)
+
+  def __call__(self, record_index: int, record: Record, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    del record_index
+    text = self.tokens(record.captions[rng.integers(len(record.captions))])
+    key = (record.pid, record.clothes_id)
+    if key in self.files:
+      sketch = image_ops.decode_image(self.files[key][rng.integers(len(self.files[key]))], self.image_size)
+    else:
+      others = [p for p in self.photos.get(key, ()) if p != record.path] or [record.path]
+      sketch = draw_sketch(others[rng.integers(len(others))], self.image_size)
+    if self.flip:
+      sketch = image_ops.random_flip(sketch, rng)
+    paper = 255 - image_ops.random_crop_with_padding(255 - sketch, self.padding, rng)  # white padding
+    return {"sketch": paper, "text": text}
+
+
+class SketchQueries:
+  """Sketch queries as a pipeline source: sketch images as they are, photos drawn as sketches."""
+
+  def __init__(self, records: Sequence[Record]):
+    self.records = tuple(records)
+
+  def __len__(self) -> int:
+    return len(self.records)
+
+  def image(self, index: int, size: tuple[int, int]) -> np.ndarray:
+    record = self.records[index]
+    if record.modality == "sketch":
+      return image_ops.decode_image(record.path, size)
+    return draw_sketch(record.path, size)
+
+
+def is_training_photo(record: Record) -> bool:
+  """A full-resolution visible photo with at least one caption."""
+  return record.modality == "rgb" and record.scale == 1 and bool(record.captions)
+
+
+class UNIReID:
+  """The method object the trainer drives (see jreid.methods.image_reid.ImageReID for the interface).
+
+  Also provides train_records(records) (the rows it trains on: captioned
+  photos) and companions(rows) (their captions and sketches).
+  """
+
+  query_kinds = ("image", "text", "sketch", "text+sketch", "image+instruction")
+
+  def __init__(self, config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None):
+    """`train_records`: the training set (its captions train the local tokenizer, its sketches pair with the
+    photos); default: read again from config.data."""
+    self.config = config
+    if train_records is None:
+      train_records = load_data(config.data, config.seed).train
+    self.train_set = tuple(train_records)
+    if config.loss.positives not in POSITIVES:
+      raise ValueError(f"loss.positives must be one of {POSITIVES}, got {config.loss.positives!r}")
+    self.tokenizer = method_tokenizer(config, self.train_set, tokenizer_cache_dir())
+    self.vision, self.text = self._tower_configs()
+    self.tokens = TextTokens(self.tokenizer, self.text.context_length)
+    self.net = UNIReIDNet(self.vision, self.text, config.model.fusion, config.model.fusion_heads,
+                          num_classes if config.loss.id_weight else 0)
+    self._encoders = {}
+
+  def _tower_configs(self) -> tuple[VisionConfig, TextConfig]:
+    m = self.config.model
+    dtypes = dict(dtype=m.vision.dtype, param_dtype=m.vision.param_dtype)
+    if m.init:
+      with open(os.path.join(m.init, CONFIG_FILE)) as f:
+        pretrained = CLIPConfig.from_dict(json.load(f))
+      vision = dataclasses.replace(pretrained.vision, image_size=tuple(m.vision.image_size), **dtypes)
+      text = dataclasses.replace(pretrained.text, **dtypes)
+    else:
+      vision = VisionConfig(**m.vision.to_dict())
+      text = TextConfig(**{**m.text.to_dict(), "vocab_size": self.tokenizer.vocab_size,
+                           "eot_token_id": self.tokenizer.eot_token_id, **dtypes})
+    if vision.embed_dim != text.embed_dim:
+      raise ValueError(f"the towers' embed_dim differ: vision {vision.embed_dim}, text {text.embed_dim}")
+    return vision, text
+
+  def train_records(self, records: Sequence[Record]) -> list[Record]:
+    """The training rows: captioned full-resolution photos (sketches come with them as companions)."""
+    rows = [r for r in records if is_training_photo(r)]
+    if not rows:
+      raise ValueError("UNIReID trains on captioned photos, and the training set has none")
+    return rows
+
+  def companions(self, records: Sequence[Record]) -> SketchTextCompanions:
+    """Each row's caption tokens and sketch; sketch files are looked up in the whole training set."""
+    del records  # Rows are paired by identity and clothes, over every training record.
+    augment = self.config.data.augment
+    return SketchTextCompanions(self.train_set, self.tokens, self.vision.image_size, self.config.data.sketches,
+                                augment.flip, augment.padding)
+
+  def init(self, rng: jax.Array, batch: dict) -> tuple[dict, dict]:
+    """Random init; both towers from config.model.init when it names a converted CLIP."""
+    images = jnp.asarray(batch["image"][:2])
+    params = dict(self.net.init(rng, images, images, jnp.zeros((2, self.text.context_length), jnp.int32))["params"])
+    if self.config.model.init:
+      for tower, loaded in self._pretrained_towers().items():
+        if jax.tree.map(np.shape, loaded) != jax.tree.map(jnp.shape, params[tower]):
+          raise ValueError(f"{self.config.model.init}: {tower} tower parameters do not match the model built from it")
+        params[tower] = jax.tree.map(lambda x, ref: jnp.asarray(x, ref.dtype), loaded, params[tower])
+    return params, {}
+
+  def _pretrained_towers(self) -> dict:
+    """{'vision', 'text'} parameters of the converted CLIP, the position grid resized to the image size."""
+    model, pretrained, _ = load_clip(self.config.model.init)
+    towers = {tower: jax.tree.map(np.asarray, pretrained[tower]) for tower in ("vision", "text")}
+    if model.config.vision.grid != self.vision.grid:
+      towers["vision"]["pos_embedding"] = resize_pos_embed(towers["vision"]["pos_embedding"],
+                                                           model.config.vision.grid, self.vision.grid)
+    return towers
+
+  def loss(self, params, model_state, batch, rng):
+    del rng
+    out = self.net.apply({"params": params}, batch["image"], batch["sketch"], batch["text"])
+    cfg = self.config.loss
+    labels = batch["label"] if cfg.positives == "identity" else batch["index"]
+    scale = jnp.exp(jnp.minimum(out.log_scale, _MAX_LOG_SCALE))
+    photo_text = losses.symmetric_info_nce(out.image, out.text, scale, labels)
+    photo_sketch = losses.symmetric_info_nce(out.image, out.sketch, scale, labels)
+    photo_fusion = losses.symmetric_info_nce(out.image, out.fusion, scale, labels)
+    if cfg.dynamic:
+      tasks = losses.dynamic_task_loss(photo_text, photo_sketch, cfg.dynamic_alpha, cfg.dynamic_gamma,
+                                       cfg.dynamic_stop_gradient)
+    else:
+      tasks = photo_text.mean() + photo_sketch.mean()
+    align = losses.distribution_alignment(losses.similarity_logits(out.sketch, out.image, scale),
+                                          losses.similarity_logits(out.text, out.image, scale))
+    total = tasks + photo_fusion.mean() + cfg.align_weight * align
+    terms = {"photo_text": photo_text.mean(), "photo_sketch": photo_sketch.mean(),
+             "photo_fusion": photo_fusion.mean(), "tasks": tasks, "align": align, "temperature": 1 / scale}
+    if out.logits is not None:
+      terms["id"] = jnp.mean(jnp.stack([losses.cross_entropy(logits, batch["label"], cfg.label_smoothing)
+                                        for logits in out.logits]))
+      total = total + cfg.id_weight * terms["id"]
+    return total, (terms, model_state)
+
+  def _encoder(self, kind: str):
+    """The jitted encoder of one input kind: params, inputs -> L2-normalised features."""
+    if kind not in self._encoders:
+      method = {"image": UNIReIDNet.encode_images, "text": UNIReIDNet.encode_texts,
+                "text+sketch": UNIReIDNet.encode_text_sketch}[kind]
+
+      def encode(params, *inputs):
+        out = self.net.apply({"params": params}, *inputs, method=method)
+        return _unit(out if kind == "text+sketch" else out.embedding)
+      self._encoders[kind] = jax.jit(encode)
+    return self._encoders[kind]
+
+  def encode_records(self, state, records: Sequence[Record], kind: str, batch_size: int) -> np.ndarray:
+    """Features [N, D] of evaluation records of one query kind ('image' for galleries).
+
+    Text comes from record.captions[0]; sketches from record.path (a photo
+    there is drawn as a sketch); image+instruction queries use the image alone.
+    """
+    if kind not in self.query_kinds:
+      raise ValueError(f"unireid cannot encode {kind!r} queries; it encodes {self.query_kinds}")
+    size = self.vision.image_size
+    if kind in ("image", "image+instruction", "sketch"):
+      encode = self._encoder("image")
+      source = SketchQueries(records) if kind == "sketch" else records
+      return extract_image_features(lambda x: encode(state.params, x), source, size, batch_size)
+    tokens = self.tokens.batch([r.captions[0] for r in records])
+    padded = np.zeros((-(-len(records) // batch_size) * batch_size, tokens.shape[1]), np.int32)
+    padded[:len(records)] = tokens
+    chunks = padded.reshape(-1, batch_size, tokens.shape[1])
+    if kind == "text":
+      features = [self._encoder("text")(state.params, chunk) for chunk in chunks]
+    else:
+      features = [self._encoder("text+sketch")(state.params, chunk, sketches)
+                  for chunk, (sketches, _) in zip(chunks, eval_batches(SketchQueries(records), size, batch_size))]
+    return np.asarray(jax.device_get(jnp.concatenate(features)), np.float32)[:len(records)]
