@@ -18,9 +18,9 @@ instructions: --config.model.instruction.encoder=bert
 from ml_collections import ConfigDict
 
 from configs import unified
+from jreid.methods.instruct import TASK_KINDS as TASKS
 
 PRESETS = unified.PRESETS
-TASKS = ("traditional", "clothes_changing", "visible_infrared", "text", "clothes_template", "language_instructed")
 
 
 def get_config(preset: str = "cpu") -> ConfigDict:

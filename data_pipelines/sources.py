@@ -10,7 +10,6 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from data_pipelines import build
 from data_pipelines.images import decode_image
 from data_pipelines.records import Record
 
@@ -45,6 +44,7 @@ class TfdsSource:
   def __init__(self, split: Any):
     """`split`: one split of `build.data_source(...)` (a tfds ArrayRecordDataSource)."""
     self._split = split
+    from data_pipelines import build  # tensorflow-datasets only when a tfds build is read
     self.records = tuple(build.example_to_record(example)
                          for start in range(0, len(split), _READ_CHUNK)
                          for example in split.__getitems__(range(start, min(start + _READ_CHUNK, len(split)))))
@@ -55,6 +55,7 @@ class TfdsSource:
 
 def tfds_source(name: str, data_dir: str, split: str = "train", **options) -> TfdsSource:
   """The built `split` of dataset `name` (with its reader `options`) under tfds `data_dir`."""
+  from data_pipelines import build
   splits = build.data_source(name, data_dir, **options)
   if split not in splits:
     raise KeyError(f"{name} in {data_dir} has no split {split!r} (empty splits are not written); "

@@ -86,13 +86,11 @@ def _restore_run(workdir: str, step: int | None) -> tuple[Any, Any, int]:
   return state["params"], state["model_state"], step
 
 
-def _dummy_batch(config: ConfigDict) -> dict[str, np.ndarray]:
-  return {"image": np.zeros((2, *config.model.vision.image_size, 3), np.uint8)}
-
-
 def _abstract_variables(config: ConfigDict, num_classes: int) -> tuple[Any, Any]:
+  """Shapes of (params, model_state) of the config's method, initialised as the trainer does."""
   method = methods.build(config, num_classes)
-  return jax.eval_shape(lambda: method.init(jax.random.PRNGKey(0), _dummy_batch(config)))
+  images = np.zeros((2, *config.model.vision.image_size, 3), np.uint8)
+  return jax.eval_shape(method.init, jax.random.PRNGKey(0), {"image": images})
 
 
 def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
@@ -126,7 +124,8 @@ def _check_variables(config: ConfigDict, num_classes: int, params: Any, model_st
   problems += [f"{key} is {got[key]}, expected {shape}" for key, shape in expected.items()
                if key in got and got[key] != shape]
   if problems:
-    raise ValueError(f"the checkpoint does not match the model config.json describes: {'; '.join(sorted(problems)[:10])}")
+    raise ValueError("the checkpoint does not match the model config.json describes: "
+                     + "; ".join(sorted(problems)[:10]))
 
 
 def _set_model_dtype(node: ConfigDict, dtype: str) -> None:

@@ -105,7 +105,7 @@ def build_index(encoder: inference.Encoder, folder: str, index_dir: str, shard_s
       if json.load(f) != meta or json.load(g) != paths:
         raise SearchError(f"{index_dir!r} holds an index of other images, or of another model or shard size: "
                           "remove it or choose another --out")
-  elif os.path.isdir(index_dir) and os.listdir(index_dir):
+  elif os.path.isdir(index_dir) and set(os.listdir(index_dir)) - {PATHS_FILE}:
     raise SearchError(f"--out {index_dir!r} exists and holds no index: choose an empty or new folder")
   else:
     os.makedirs(index_dir, exist_ok=True)
@@ -252,7 +252,10 @@ def save_picture(path: str, queries: Sequence[dict[str, str]], scores: np.ndarra
   for row, query_parts in enumerate(parts):
     x, y = GAP, row * row_height + GAP
     for field, value in query_parts:
-      tile = _image_tile(value) if field in _IMAGE_FIELDS else _text_tile(value, (_part_width(field) - 2 * GAP, THUMB[1]))
+      if field in _IMAGE_FIELDS:
+        tile = _image_tile(value)
+      else:
+        tile = _text_tile(value, (_part_width(field) - 2 * GAP, THUMB[1]))
       draw.rectangle((x - 2, y - 2, x + tile.size[0] + 1, y + tile.size[1] + 1), fill="grey")
       canvas.paste(tile, (x, y))
       x += _part_width(field)

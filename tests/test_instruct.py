@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import transformers
 
 from configs import instruct as instruct_config
 from data_pipelines import instructions, mixing, synthetic
@@ -16,6 +17,7 @@ from jreid import methods
 from jreid.eval import protocols
 from jreid.eval.tasks import evaluate_tasks
 from jreid.methods import instruct
+from jreid.models import CLIPConfig, TextConfig, VisionConfig, bert, build_local_tokenizer, init_params, save_clip
 from jreid.train import loop
 from jreid.train.state import TrainState
 from jreid.train.step import make_train_step
@@ -184,3 +186,33 @@ def test_train_then_evaluate_all_six_tasks(method, tiny, tmp_path):
   assert set(results) == set(SIX)
   for name, r in results.items():
     assert 0 <= r["mAP"] <= 1 and r["queries"] > 0, name
+
+
+def test_towers_start_from_a_converted_clip_and_bert(tiny, tmp_path):
+  vision = VisionConfig(image_size=(32, 32), patch_size=16, width=32, layers=1, heads=2, mlp_dim=64, embed_dim=16)
+  tokenizer = build_local_tokenizer([c for r in tiny.train for c in r.captions], str(tmp_path / "bpe"), 600)
+  text = TextConfig(vocab_size=tokenizer.vocab_size, context_length=24, width=32, layers=1, heads=2, mlp_dim=64,
+                    embed_dim=16, eot_token_id=tokenizer.eot_token_id)
+  clip_params = init_params(CLIPConfig(vision, text), jax.random.key(3))
+  save_clip(str(tmp_path / "clip"), CLIPConfig(vision, text), clip_params, tokenizer)
+  words = sorted({w.strip(".,").lower() for r in tiny.train for c in r.captions for w in c.split()})
+  (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+  wordpiece = bert.WordPieceTokenizer(transformers.BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt")))
+  bert_config = bert.BertConfig(vocab_size=wordpiece.vocab_size, width=24, layers=1, heads=2, mlp_dim=48,
+                                max_positions=64)
+  bert_params = bert.Bert(bert_config).init(jax.random.key(4), jnp.zeros((1, 4), jnp.int32))["params"]
+  bert.save_bert(str(tmp_path / "bert"), bert_config, bert_params, wordpiece)
+  config = _config(init=str(tmp_path / "clip"))
+  config.model.instruction.update(encoder="bert", bert=str(tmp_path / "bert"))
+  method = _build(tiny, config)
+  assert method.text is None and method.template.width == 32
+  batch = next(_stream(method, tiny, mode="mixed", num_ids=6))
+  params, _ = jax.jit(method.init)(jax.random.key(0), batch)
+  np.testing.assert_array_equal(params["vision"]["class_embedding"], clip_params["vision"]["class_embedding"])
+  np.testing.assert_array_equal(params["template"]["ln_post"]["scale"], clip_params["vision"]["ln_post"]["scale"])
+  assert params["vision"]["pos_embedding"].shape == (1 + 4 * 2, 32)  # the smoke image size, 64 x 32
+  assert all(np.all(g == 0) for g in _gates(params))
+  for a, b in zip(jax.tree.leaves(params["bert"]), jax.tree.leaves(bert_params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  ids = method.tokens("Ignore clothes.")
+  assert ids[0] == wordpiece.cls_token_id and wordpiece.sep_token_id in ids

@@ -364,6 +364,7 @@ class InstructReID:
     self.tokens = TextTokens(tokenizer, m.text.context_length)
     self.net = InstructNet(self.vision, self.template, self.text, self.bert, m.editing, m.fusion.layers,
                            m.fusion.heads, m.fusion.mlp_dim, num_classes)
+    self.pretrained = self._pretrained_towers()
     self._encoders = {}
 
   def _tower_configs(self, tokenizer) -> tuple[VisionConfig, VisionConfig, TextConfig | None]:
@@ -410,11 +411,12 @@ class InstructReID:
                               jnp.zeros((2, *self.template.image_size, 3), jnp.uint8),
                               jnp.full((2,), TEXT, jnp.int32), train=False)
     params = dict(variables.pop("params"))
-    for tower, loaded in self._pretrained_towers().items():
+    for tower, loaded in self.pretrained.items():
       params[tower] = _merge(loaded, params[tower], tower)
     return params, dict(variables)
 
   def _pretrained_towers(self) -> dict:
+    """Host copies of the pretrained towers' parameters (read here, outside any trace: init is traced)."""
     towers = {}
     m = self.config.model
     if m.init:
