@@ -35,7 +35,7 @@ def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: s
     if task.query_kind not in method.query_kinds:
       results[name] = {"protocol": task.protocol, "skipped": f"{config.method} cannot encode {task.query_kind} queries"}
       continue
-    gallery_key = tuple(r.path for r in task.gallery)
+    gallery_key = tuple(task.gallery)  # whole records: a method may encode a gallery item's instruction too
     if gallery_key not in gallery_cache:
       gallery_cache[gallery_key] = method.encode_records(state, task.gallery, "image", config.eval.batch_size)
     gallery = gallery_cache[gallery_key]
