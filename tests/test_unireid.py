@@ -75,31 +75,39 @@ def test_training_rows_and_their_companions(method, tiny):
   assert rows and all(r.modality == "rgb" and r.scale == 1 and r.captions for r in rows)
   companions = method.companions(rows)
   companions.flip, companions.padding = False, 0
-  row = rows[2]
-  out = companions(2, row, np.random.default_rng(0))
   size = method.vision.image_size
+  sketch_of = {r.source: r.path for r in tiny.train if r.modality == "sketch"}
+  drawn_row = next(i for i, r in enumerate(rows) if r.path not in sketch_of)
+  sketched_row = next(i for i, r in enumerate(rows) if r.path in sketch_of)
+  # The data's sketch of the photo where it has one, else the photo drawn as a sketch.
+  out = companions(sketched_row, rows[sketched_row], np.random.default_rng(0))
+  np.testing.assert_array_equal(out["sketch"], image_ops.decode_image(sketch_of[rows[sketched_row].path], size))
+  drawn = companions(drawn_row, rows[drawn_row], np.random.default_rng(0))
+  np.testing.assert_array_equal(drawn["sketch"], draw_sketch(rows[drawn_row].path, size))
   assert out["sketch"].shape == (*size, 3) and out["sketch"].dtype == np.uint8
   assert out["text"].shape == (method.text.context_length,) and out["text"].dtype == np.int32
-  assert any(np.array_equal(out["text"], method.tokens(c)) for c in row.captions)
-  # The synthetic set has a sketch of every identity and outfit: the companion is that file.
-  drawn = [r.path for r in tiny.train if r.modality == "sketch" and (r.pid, r.clothes_id) == (row.pid, row.clothes_id)]
-  assert any(np.array_equal(out["sketch"], image_ops.decode_image(p, size)) for p in drawn)
-  again = pickle.loads(pickle.dumps(companions))(2, row, np.random.default_rng(0))
+  assert any(np.array_equal(out["text"], method.tokens(c)) for c in rows[sketched_row].captions)
+  again = pickle.loads(pickle.dumps(companions))(sketched_row, rows[sketched_row], np.random.default_rng(0))
   for key in out:
     np.testing.assert_array_equal(out[key], again[key])
+  # Augmented sketches are shifted on white paper: the shift adds no dark pixels.
+  companions.padding = 8
+  dark = np.sum(out["sketch"] < 128)
+  assert all(np.sum(companions(sketched_row, rows[sketched_row], np.random.default_rng(seed))["sketch"] < 128) <= dark
+             for seed in range(4))
 
 
-def test_generated_sketches_come_from_another_photo_in_the_same_clothes(tiny):
+def test_drawn_sketches_ignore_the_data_sketches(tiny):
   config = _config()
-  config.data.sketches = "generated"
-  generated = methods.build(config, tiny.num_train_ids, tiny.train)
-  rows = generated.train_records(tiny.train)
-  companions = generated.companions(rows)
+  config.data.sketches = "drawn"
+  drawn = methods.build(config, tiny.num_train_ids, tiny.train)
+  rows = drawn.train_records(tiny.train)
+  companions = drawn.companions(rows)
   companions.flip, companions.padding = False, 0
-  row = rows[0]
+  sketched = {r.source for r in tiny.train if r.modality == "sketch"}
+  row = next(r for r in rows if r.path in sketched)
   out = companions(0, row, np.random.default_rng(1))
-  others = [r.path for r in rows if (r.pid, r.clothes_id) == (row.pid, row.clothes_id) and r.path != row.path]
-  assert others and any(np.array_equal(out["sketch"], draw_sketch(p, generated.vision.image_size)) for p in others)
+  np.testing.assert_array_equal(out["sketch"], draw_sketch(row.path, drawn.vision.image_size))
 
 
 def _unit(x):

@@ -200,12 +200,20 @@ class Outfits:
           descriptions[(r.pid, r.clothes_id)].add(r.instruction)
     self.templates = {key: sorted(v) for key, v in templates.items()}
     self.descriptions = {key: sorted(v) for key, v in descriptions.items()}
+    self._templated, self._described = _outfits_by_pid(self.templates), _outfits_by_pid(self.descriptions)
 
   def with_templates(self, pid: int) -> list[int]:
-    return sorted(c for p, c in self.templates if p == pid)
+    return self._templated.get(pid, [])
 
   def with_descriptions(self, pid: int) -> list[int]:
-    return sorted(c for p, c in self.descriptions if p == pid)
+    return self._described.get(pid, [])
+
+
+def _outfits_by_pid(keys) -> dict[int, list[int]]:
+  by_pid = collections.defaultdict(list)
+  for pid, clothes in sorted(keys):
+    by_pid[pid].append(clothes)
+  return dict(by_pid)
 
 
 def task_records(kind: str, records: Sequence[Record], outfits: Outfits) -> list[Record]:

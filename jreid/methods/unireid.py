@@ -3,7 +3,7 @@
 A dual encoder: one image tower for photos and sketches, a CLIP text tower for
 descriptions; a text+sketch query is the fusion of the two features (a sum by
 default). Training pairs every photo with one of its captions and a sketch of
-the person in the same clothes; the loss is symmetric InfoNCE for photo-text,
+that photo; the loss is symmetric InfoNCE for photo-text,
 photo-sketch and photo-fusion, the first two weighted per sample by the
 task-aware dynamic weighting, plus the alignment of the sketch->photo
 similarity distribution to the text->photo one (see METHODS.md), and an
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -41,17 +42,24 @@ from jreid.models.pos_embed import resize_pos_embed
 from jreid.models.preprocess import normalize_images
 
 FUSIONS = ("sum", "weighted", "cross_attention")
-SKETCH_SOURCES = ("dataset", "generated")
+SKETCH_SOURCES = ("dataset", "drawn")
 POSITIVES = ("instance", "identity")
 # Photos are drawn as sketches at this size (that of the synthetic set's photos), then resized.
 DRAW_SIZE = (256, 128)
 _MAX_LOG_SCALE = math.log(100.0)  # CLIP's cap on the learned logit scale.
+_SKETCH_CACHE = 4096  # Drawn sketches each process keeps (at 256 x 128, 400 MiB).
 
 
+@functools.lru_cache(maxsize=_SKETCH_CACHE)
 def draw_sketch(photo: str, size: tuple[int, int]) -> np.ndarray:
-  """The photo at path `photo` drawn as a sketch (data_pipelines.sketch), uint8 [*size, 3]."""
+  """The photo at path `photo` drawn as a sketch (data_pipelines.sketch), uint8 [*size, 3]; read-only.
+
+  Drawing costs ~15 ms, so each process keeps its most recent drawings.
+  """
   drawn = draw(image_ops.decode_image(photo, DRAW_SIZE))
-  return np.asarray(Image.fromarray(drawn).resize((size[1], size[0]), Image.BILINEAR))
+  sketch = np.asarray(Image.fromarray(drawn).resize((size[1], size[0]), Image.BILINEAR))
+  sketch.flags.writeable = False
+  return sketch
 
 
 def _unit(x: jax.Array) -> jax.Array:
@@ -143,12 +151,13 @@ class UNIReIDNet(nn.Module):
 
 
 class SketchTextCompanions:
-  """Per training photo: one of its captions (token ids) and a sketch of the person in the same clothes.
+  """Per training photo: one of its captions (token ids) and a sketch of that photo (the paper's pairing).
 
-  sketches='dataset': a sketch record of the same identity and clothes when
-  the data has one (the synthetic set does), else drawn from a photo of them,
-  another than the row's when there is one; 'generated': always drawn. The
-  sketch is flipped and shifted like the photos (on white paper). Picklable.
+  sketches='dataset': the data's sketch of the photo when it has one (a sketch
+  record whose source is the photo; the synthetic set has one per outfit),
+  else the photo drawn as a sketch; 'drawn': always drawn, as for a real photo
+  dataset. The sketch is flipped and shifted like the photos (on white paper),
+  independently of them. Picklable.
   """
 
   def __init__(self, records: Sequence[Record], tokens: TextTokens, image_size: tuple[int, int],
@@ -156,23 +165,15 @@ class SketchTextCompanions:
     if sketches not in SKETCH_SOURCES:
       raise ValueError(f"data.sketches must be one of {SKETCH_SOURCES}, got {sketches!r}")
     self.tokens, self.image_size, self.flip, self.padding = tokens, tuple(image_size), flip, padding
-    files, photos = collections.defaultdict(list), collections.defaultdict(list)
-    for r in records:
-      if r.modality == "sketch" and sketches == "dataset":
-        files[(r.pid, r.clothes_id)].append(r.path)
-      elif is_training_photo(r):
-        photos[(r.pid, r.clothes_id)].append(r.path)
-    self.files, self.photos = dict(files), dict(photos)
+    self.files = {r.source: r.path for r in records if r.modality == "sketch" and r.source and sketches == "dataset"}
 
   def __call__(self, record_index: int, record: Record, rng: np.random.Generator) -> dict[str, np.ndarray]:
     del record_index
     text = self.tokens(record.captions[rng.integers(len(record.captions))])
-    key = (record.pid, record.clothes_id)
-    if key in self.files:
-      sketch = image_ops.decode_image(self.files[key][rng.integers(len(self.files[key]))], self.image_size)
+    if record.path in self.files:
+      sketch = image_ops.decode_image(self.files[record.path], self.image_size)
     else:
-      others = [p for p in self.photos.get(key, ()) if p != record.path] or [record.path]
-      sketch = draw_sketch(others[rng.integers(len(others))], self.image_size)
+      sketch = draw_sketch(record.path, self.image_size)
     if self.flip:
       sketch = image_ops.random_flip(sketch, rng)
     paper = 255 - image_ops.random_crop_with_padding(255 - sketch, self.padding, rng)  # white padding
@@ -250,7 +251,7 @@ class UNIReID:
 
   def companions(self, records: Sequence[Record]) -> SketchTextCompanions:
     """Each row's caption tokens and sketch; sketch files are looked up in the whole training set."""
-    del records  # Rows are paired by identity and clothes, over every training record.
+    del records  # The rows' sketches are among the training set's records, not the rows.
     augment = self.config.data.augment
     return SketchTextCompanions(self.train_set, self.tokens, self.vision.image_size, self.config.data.sketches,
                                 augment.flip, augment.padding)
