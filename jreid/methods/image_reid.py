@@ -52,8 +52,10 @@ class ImageReID:
   def __init__(self, config: ConfigDict, num_classes: int):
     self.config = config
     vision = config.model.vision
+    self._pretrained_vision = None  # read once on the host, so init stays traceable
     if config.model.init:
       self.vision = pretrained_vision_config(config.model.init, vision.image_size, vision.dtype, vision.param_dtype)
+      self._pretrained_vision = pretrained_vision_params(config.model.init, self.vision.image_size)
     else:
       self.vision = VisionConfig(**vision.to_dict())
     self.net = ImageReIDNet(self.vision, num_classes)
@@ -63,8 +65,8 @@ class ImageReID:
     """Random init; the image tower from config.model.init when it names a converted CLIP."""
     variables = self.net.init(rng, jnp.asarray(batch["image"][:2]), train=False)
     params = dict(variables.pop("params"))
-    if self.config.model.init:
-      loaded = pretrained_vision_params(self.config.model.init, self.vision.image_size)
+    if self._pretrained_vision is not None:
+      loaded = self._pretrained_vision
       expected = jax.tree_util.tree_map(jnp.shape, params["vision"])
       if jax.tree_util.tree_map(np.shape, loaded) != expected:
         raise ValueError(f"{self.config.model.init}: image tower parameters do not match the model built from it")
