@@ -53,7 +53,15 @@ def _config(**loss):
 def _batch(method, records, size=4, seed=0):
   rows = method.train_records(records)
   spec = pipeline.TrainBatchSpec(image_size=method.vision.image_size, num_ids=size // 2, num_instances=2, seed=seed)
-  return next(iter(pipeline.train_dataset(rows, spec, companions=method.companions(rows))))
+  batch = next(iter(pipeline.train_dataset(rows, spec, companions=method.companions(rows))))
+  return {k: jnp.asarray(v) for k, v in batch.items()}
+
+
+@pytest.fixture(scope="module")
+def ready(method, tiny):
+  """A training batch and the default method's initial parameters."""
+  batch = _batch(method, tiny.train)
+  return batch, method.init(jax.random.PRNGKey(0), batch)[0]
 
 
 def test_local_tokenizer_is_trained_once_then_read_from_the_cache(tiny, tmp_path, monkeypatch):
@@ -144,21 +152,20 @@ def _reference_loss(out, labels, cfg):
 
 
 @pytest.mark.parametrize("loss", [dict(), dict(dynamic=False, align_weight=0.0), dict(positives="identity")])
-def test_loss_matches_numpy(tiny, loss):
-  method = methods.build(_config(**loss), tiny.num_train_ids, tiny.train)
-  batch = {k: jnp.asarray(v) for k, v in _batch(method, tiny.train).items()}
-  params, model_state = method.init(jax.random.PRNGKey(0), batch)
-  total, (terms, _) = method.loss(params, model_state, batch, jax.random.PRNGKey(1))
-  out = method.net.apply({"params": params}, batch["image"], batch["sketch"], batch["text"])
-  cfg = method.config.loss
+def test_loss_matches_numpy(tiny, ready, loss):
+  batch, params = ready
+  variant = methods.build(_config(**loss), tiny.num_train_ids, tiny.train)  # same parameters, other loss
+  total, (terms, _) = variant.loss(params, {}, batch, None)
+  out = variant.net.apply({"params": params}, batch["image"], batch["sketch"], batch["text"])
+  cfg = variant.config.loss
   labels = np.asarray(batch["label"] if cfg.positives == "identity" else batch["index"])
   np.testing.assert_allclose(float(total), _reference_loss(out, labels, cfg), rtol=2e-4)
   assert {"photo_text", "photo_sketch", "photo_fusion", "tasks", "align", "temperature"} <= set(terms)
 
 
-def test_identity_loss_adds_a_classifier(tiny):
+def test_identity_loss_adds_a_classifier(tiny, ready):
+  batch, _ = ready
   method = methods.build(_config(id_weight=1.0), tiny.num_train_ids, tiny.train)
-  batch = {k: jnp.asarray(v) for k, v in _batch(method, tiny.train).items()}
   params, model_state = method.init(jax.random.PRNGKey(0), batch)
   assert params["classifier"]["kernel"].shape[-1] == tiny.num_train_ids
   _, (terms, _) = method.loss(params, model_state, batch, None)
@@ -166,22 +173,21 @@ def test_identity_loss_adds_a_classifier(tiny):
 
 
 @pytest.mark.parametrize("fusion", ["weighted", "cross_attention"])
-def test_fusions_start_as_the_sum_and_learn(tiny, fusion):
+def test_fusions_start_as_the_sum_and_learn(tiny, ready, fusion):
+  batch, _ = ready
   config = _config()
   config.model.fusion = fusion
   method = methods.build(config, tiny.num_train_ids, tiny.train)
-  batch = {k: jnp.asarray(v) for k, v in _batch(method, tiny.train).items()}
   params, model_state = method.init(jax.random.PRNGKey(0), batch)
   out = method.net.apply({"params": params}, batch["image"], batch["sketch"], batch["text"])
   np.testing.assert_allclose(np.asarray(out.fusion), np.asarray(out.text + out.sketch), rtol=1e-5, atol=1e-6)
-  grads = jax.grad(lambda p: method.loss(p, model_state, batch, None)[0])(params)
+  grads = jax.jit(jax.grad(lambda p: method.loss(p, model_state, batch, None)[0]))(params)
   fusion_params = grads["fusion_gates"] if fusion == "weighted" else grads["fuser"]["attention"]["out"]["kernel"]
   assert np.any(np.asarray(fusion_params))
 
 
-def test_encode_records_for_every_query_kind(method, tiny):
-  batch = _batch(method, tiny.train)
-  params, _ = method.init(jax.random.PRNGKey(0), batch)
+def test_encode_records_for_every_query_kind(method, tiny, ready):
+  _, params = ready
   state = types.SimpleNamespace(params=params)
   query = tiny.tasks["text+sketch"].query[:3]
   features = {kind: method.encode_records(state, query, kind, 2) for kind in ("text", "sketch", "text+sketch")}
@@ -237,3 +243,6 @@ def test_towers_start_from_a_converted_clip(tiny, tmp_path):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   np.testing.assert_array_equal(params["vision"]["class_embedding"], saved["vision"]["class_embedding"])
   assert params["vision"]["pos_embedding"].shape == (1 + 4 * 2, 32)  # the smoke image size, 64 x 32
+  # The trainer builds its state from the same init under jax tracing.
+  state, _, _ = loop.init_state(config, method, loop.batch_spec(config))
+  np.testing.assert_array_equal(np.asarray(state.params["text"]["pos_embedding"]), saved["text"]["pos_embedding"])

@@ -224,6 +224,7 @@ class UNIReID:
     self.tokens = TextTokens(self.tokenizer, self.text.context_length)
     self.net = UNIReIDNet(self.vision, self.text, config.model.fusion, config.model.fusion_heads,
                           num_classes if config.loss.id_weight else 0)
+    self._pretrained = self._pretrained_towers() if config.model.init else {}  # on the host: init stays traceable
     self._encoders = {}
 
   def _tower_configs(self) -> tuple[VisionConfig, TextConfig]:
@@ -260,11 +261,10 @@ class UNIReID:
     """Random init; both towers from config.model.init when it names a converted CLIP."""
     images = jnp.asarray(batch["image"][:2])
     params = dict(self.net.init(rng, images, images, jnp.zeros((2, self.text.context_length), jnp.int32))["params"])
-    if self.config.model.init:
-      for tower, loaded in self._pretrained_towers().items():
-        if jax.tree.map(np.shape, loaded) != jax.tree.map(jnp.shape, params[tower]):
-          raise ValueError(f"{self.config.model.init}: {tower} tower parameters do not match the model built from it")
-        params[tower] = jax.tree.map(lambda x, ref: jnp.asarray(x, ref.dtype), loaded, params[tower])
+    for tower, loaded in self._pretrained.items():
+      if jax.tree.map(np.shape, loaded) != jax.tree.map(jnp.shape, params[tower]):
+        raise ValueError(f"{self.config.model.init}: {tower} tower parameters do not match the model built from it")
+      params[tower] = jax.tree.map(lambda x, ref: jnp.asarray(x, ref.dtype), loaded, params[tower])
     return params, {}
 
   def _pretrained_towers(self) -> dict:
