@@ -51,9 +51,10 @@ def main(argv) -> None:
   data = load_data(config.data, config.seed)
   print(f"data: {data.name}, {len(data.train)} training images of {data.num_train_ids} identities, "
         f"tasks {', '.join(data.tasks)}")
-  method = methods.build(config, data.num_train_ids)
+  records = training_records(data, config.data.train_modalities)
+  method = methods.build(config, data.num_train_ids, records)
   if _MODE.value == "train":
-    state, _ = loop.train(config, workdir, method, training_records(data, config.data.train_modalities))
+    state, _ = loop.train(config, workdir, method, records)
   else:
     state = loop.restore_state(config, workdir, method)
   results = evaluate_tasks(config, method, state, data, workdir)

@@ -20,7 +20,6 @@ from jreid.methods import instruct
 from jreid.models import CLIPConfig, TextConfig, VisionConfig, bert, build_local_tokenizer, init_params, save_clip
 from jreid.train import loop
 from jreid.train.state import TrainState
-from jreid.train.step import make_train_step
 
 SIX = instruct_config.TASKS
 
@@ -168,14 +167,12 @@ def test_train_then_evaluate_all_six_tasks(method, tiny, tmp_path):
   missing = sorted({tiny.tasks[t].protocol for t in SIX} - set(protocols.PROTOCOLS))
   if missing:
     pytest.skip(f"jreid.eval.protocols lacks the protocols {missing}")
-  config = method.config
-  state, tx, _ = loop.init_state(config, method, loop.batch_spec(config))
-  initial_params = jax.device_get(state.params)
-  step = make_train_step(method.loss, tx)
-  stream = _stream(method, tiny, mode="mixed", num_ids=6)
-  for _ in range(2):
-    state, metrics = step(state, next(stream))
-  assert np.isfinite(float(metrics["loss"]))
+  config = method.config.copy_and_resolve_references()
+  config.data.update(mix_mode="mixed", num_ids=6)  # every batch holds rows of all six tasks
+  initial_params = jax.device_get(loop.init_state(config, method, loop.batch_spec(config))[0].params)
+  records = training_records(tiny, config.data.train_modalities)
+  state, history = loop.train(config, str(tmp_path / "run"), method, records, show_progress=False, stop_at=2)
+  assert np.isfinite(history[2]["loss"])
   # Every row kind reaches the gates and the instruction towers: all of them moved.
   assert all(np.all(g != 0) for g in _gates(state.params))
   for tower in ("text", "template", "fusion", "matching", "logit_scale"):

@@ -124,6 +124,8 @@ def test_every_task_and_its_fields(tiny):
     assert os.path.isfile(r.template) and r.target_clothes_id not in (-1, r.clothes_id)
   for r in t["language_instructed"].query:
     assert r.instruction and r.target_clothes_id not in (-1, r.clothes_id)
+  for name in ("clothes_template", "language_instructed"):  # the gallery's own outfit would name the answer
+    assert all(not r.instruction and not r.template for r in t[name].gallery)
 
 
 def test_identities_share_clothes_colours_but_not_bodies():

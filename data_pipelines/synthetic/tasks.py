@@ -17,7 +17,9 @@ match, queries without one are dropped):
   sketch            same pid, except the photo the sketch was drawn from
   text+sketch       as sketch
   target_clothes    same pid wearing query.target_clothes_id (same pid in
-                    other clothes: a non-match that ranks high)
+                    other clothes: a non-match that ranks high); the gallery
+                    photos carry no instruction, since their own outfit's
+                    template or description would name the answer
 The clothes-changing, visible-infrared and cross-resolution tasks carry their
 unsupervised scenario ('clothes_change', 'visible_infrared',
 'cross_resolution') on every record, as the training records do.
@@ -116,10 +118,10 @@ def build_tasks(items: list[Item], seed: int) -> dict[str, EvalTask]:
     _task("clothes_template", "target_clothes", "image+template",
           [dataclasses.replace(i.record, instruction="", template=templates[target(i)],
                                target_clothes_id=clothes[target(i)]) for i in changing],
-          [dataclasses.replace(g, instruction="") for g in gallery]),
+          _plain(gallery)),
     _task("language_instructed", "target_clothes", "image+instruction",
           [dataclasses.replace(i.record, instruction=described[target(i)], template="",
                                target_clothes_id=clothes[target(i)]) for i in changing],
-          [dataclasses.replace(g, template="") for g in gallery]),
+          _plain(gallery)),
   ]
   return {task.name: task for task in tasks}

@@ -10,7 +10,7 @@ import numpy as np
 from jax.sharding import Mesh
 from ml_collections import ConfigDict
 
-from data_pipelines import pipeline
+from data_pipelines import mixing, pipeline
 from data_pipelines.records import Record
 from jreid.train import sharding
 from jreid.train.checkpoint import Checkpointer
@@ -30,6 +30,23 @@ def batch_spec(config: ConfigDict, mesh: Mesh | None = None) -> pipeline.TrainBa
       image_size=tuple(config.model.vision.image_size), num_ids=data.num_ids, num_instances=data.num_instances,
       seed=config.seed, augment=pipeline.AugmentConfig(**data.augment.to_dict()),
       balance_modalities=tuple(data.balance_modalities), process_index=block, process_count=blocks)
+
+
+def train_stream(config: ConfigDict, method, records: Sequence[Record], spec: pipeline.TrainBatchSpec):
+  """The method's endless, checkpointable stream of training batches.
+
+  A method with `train_tasks(records, spec)` (several tasks) gets their mix
+  by config.data.mix_mode; otherwise one P x K stream of its rows
+  (`train_records(records)` if it has that, else all records) with its
+  `companions(rows)` if it has them.
+  """
+  workers = config.data.num_workers
+  if hasattr(method, "train_tasks"):
+    return mixing.mixed_dataset(method.train_tasks(records, spec), config.data.mix_mode, config.seed, workers)
+  if hasattr(method, "train_records"):
+    records = method.train_records(records)
+  companions = method.companions(records) if hasattr(method, "companions") else None
+  return pipeline.train_dataset(records, spec, num_workers=workers, companions=companions)
 
 
 def state_setup(config: ConfigDict, method, spec: pipeline.TrainBatchSpec, mesh: Mesh):
@@ -78,10 +95,7 @@ def train(config: ConfigDict, workdir: str, method, records: Sequence[Record], s
   spec = batch_spec(config, mesh)
   create, abstract, tx, schedule = state_setup(config, method, spec, mesh)
   checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.train.max_checkpoints)
-  if hasattr(method, "train_records"):  # the rows a method trains on (UNIReID: captioned photos)
-    records = method.train_records(records)
-  companions = method.companions(records) if hasattr(method, "companions") else None
-  iterator = iter(pipeline.train_dataset(records, spec, num_workers=config.data.num_workers, companions=companions))
+  iterator = iter(train_stream(config, method, records, spec))
   if checkpointer.latest_step() is not None:
     state, data_state = checkpointer.restore(abstract)
     iterator.set_state(data_state)
