@@ -4,7 +4,7 @@ One model for six tasks, each a query image plus an instruction (METHODS.md,
 Instruct-ReID): traditional, clothes-changing and visible-infrared ReID with
 fixed-sentence instructions, text-to-image ReID, clothes-template and
 language-instructed ReID. Presets: 'cpu' (default; small towers on the
-synthetic set and the image tower of configs/unified.py: 1500 steps in about
+synthetic set and the image tower of configs/image_reid.py: 1500 steps in about
 11 minutes on two busy cores, 2 minutes of evaluation), 'smoke' (tiny, for tests),
 'gpu' (ViT-B/16 at 256x128, bf16; give a converted CLIP with
 --config.model.init=DIR for a pretrained start).
@@ -18,14 +18,14 @@ instructions: --config.model.instruction.encoder=bert
 
 from ml_collections import ConfigDict
 
-from configs import unified
+from configs import image_reid
 from jreid.methods.instruct import TASK_KINDS as TASKS
 
-PRESETS = unified.PRESETS
+PRESETS = image_reid.PRESETS
 
 
 def get_config(preset: str = "cpu") -> ConfigDict:
-  c = unified.get_config(preset)
+  c = image_reid.get_config(preset)
   c.method = "instruct"
 
   c.data.train_modalities = ("rgb", "ir")  # templates and descriptions come with the photos

@@ -12,13 +12,13 @@ Ablations: --config.loss.dynamic=False, --config.loss.align_weight=0,
 
 from ml_collections import ConfigDict
 
-from configs import unified
+from configs import image_reid
 
-PRESETS = unified.PRESETS
+PRESETS = image_reid.PRESETS
 
 
 def get_config(preset: str = "cpu") -> ConfigDict:
-  c = unified.get_config(preset)
+  c = image_reid.get_config(preset)
   c.method = "unireid"
 
   c.data.num_ids, c.data.num_instances = 16, 2  # 32 photos, each with a caption and a sketch

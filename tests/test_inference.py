@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jreid
-from configs import unified
+from configs import image_reid
 from data_pipelines.images import ImageError, decode_image
 from jreid import convert, inference, methods
 from jreid.train import loop
@@ -16,7 +16,7 @@ from jreid.train import loop
 def run(tmp_path_factory, tiny_records):
   """A 2-step smoke run on the tiny records: (workdir, config, method, state)."""
   workdir = tmp_path_factory.mktemp("run")
-  config = unified.get_config("smoke")
+  config = image_reid.get_config("smoke")
   config.data.update(num_ids=3, num_instances=2)
   config.train.update(num_steps=2, checkpoint_every=1)
   (workdir / "config.json").write_text(config.to_json_best_effort())

@@ -18,8 +18,8 @@ STEPS = 3
 
 
 def _config(shape):
-  from configs import unified
-  config = unified.get_config("smoke")
+  from configs import image_reid
+  config = image_reid.get_config("smoke")
   config.data.update(num_ids=4, num_instances=2)
   config.optim.eps = 1e-3  # rounding-noise gradients stay near zero (see tests/test_sharding.py)
   config.train.update(num_steps=STEPS, checkpoint_every=100)

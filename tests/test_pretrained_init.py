@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 
-from configs import unified
+from configs import image_reid
 from jreid import methods
 from jreid.train import loop
 from jreid.models import CLIPConfig, TextConfig, VisionConfig, build_local_tokenizer, init_params, save_clip
@@ -19,7 +19,7 @@ def test_image_reid_initialises_from_converted_clip(tmp_path):
   tokenizer = build_local_tokenizer(["a person in a red coat"] * 4, str(tmp_path / "tok"), vocab_size=520)
   save_clip(str(tmp_path / "clip"), clip_config, params, tokenizer)
 
-  config = unified.get_config("smoke")
+  config = image_reid.get_config("smoke")
   config.model.init = str(tmp_path / "clip")
   config.model.vision.image_size = (64, 32)  # grid 2x2 -> 4x2
   method = methods.build(config, num_classes=5)

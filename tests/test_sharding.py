@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from configs import unified
+from configs import image_reid
 from data_pipelines import pipeline
 from jreid import methods
 from jreid.train import distributed, loop, sharding
@@ -21,7 +21,7 @@ from jreid.train.checkpoint import Checkpointer
 from jreid.train.step import make_train_step
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-RULES = unified.get_config("smoke").mesh.rules
+RULES = image_reid.get_config("smoke").mesh.rules
 SIZES = {"data": 1, "fsdp": 4, "model": 2}
 _EIGHT_DEVICE_TESTS = []
 
@@ -107,7 +107,7 @@ def test_distributed_detects_the_launcher():
 
 
 def _config(shape):
-  config = unified.get_config("smoke")
+  config = image_reid.get_config("smoke")
   config.data.update(num_ids=4, num_instances=2)
   config.optim.eps = 1e-3  # see test_train_step_agrees_on_8_devices_...
   config.mesh.shape.update(shape)

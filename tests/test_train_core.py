@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import unified
+from configs import image_reid
 from jreid import methods
 from jreid.train import loop
 from jreid.train.optimizer import make_optimizer, make_schedule
@@ -15,7 +15,7 @@ from jreid.train.step import NonFiniteLossError
 
 
 def _optim(**overrides):
-  cfg = unified.get_config("smoke").optim
+  cfg = image_reid.get_config("smoke").optim
   cfg.update(overrides)
   return cfg
 
@@ -61,7 +61,7 @@ class _LogMethod:
 
 
 def test_non_finite_guard_names_step_and_term(tmp_path, tiny_records):
-  config = unified.get_config("smoke")
+  config = image_reid.get_config("smoke")
   config.optim.update(name="sgd", b1=0.0, lr=0.6, warmup_init_lr=0.6, schedule="constant", weight_decay=0.0,
                       param_groups=[])
   config.data.update(num_ids=2, num_instances=2)
@@ -71,7 +71,7 @@ def test_non_finite_guard_names_step_and_term(tmp_path, tiny_records):
 
 
 def _smoke(num_steps):
-  config = unified.get_config("smoke")
+  config = image_reid.get_config("smoke")
   config.data.update(num_ids=3, num_instances=2)
   config.train.update(num_steps=num_steps, checkpoint_every=100)
   return config

@@ -1,6 +1,6 @@
 """Indexing throughput: image files to feature shards, and its parts.
 
-Exports a randomly initialised model of a `configs/unified.py` preset (or
+Exports a randomly initialised model of a `configs/image_reid.py` preset (or
 takes an exported --model), writes --num-images JPEGs of the model's input
 size into a scratch folder, and times (the median of --repeats runs, after a
 compiling warm-up):
@@ -29,14 +29,14 @@ import jax
 import numpy as np
 from PIL import Image
 
-from configs import unified
+from configs import image_reid
 from data_pipelines.pipeline import eval_batches
 from data_pipelines.records import Record
 from jreid import inference, methods, search
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--preset", default="cpu", choices=unified.PRESETS, help="model of configs/unified.py")
+  parser.add_argument("--preset", default="cpu", choices=image_reid.PRESETS, help="model of configs/image_reid.py")
   parser.add_argument("--model", default=None, help="an exported model directory instead of --preset")
   parser.add_argument("--num-images", type=int, default=1024, help="images to index")
   parser.add_argument("--batch-size", type=int, default=128, help="images per compiled batch")
@@ -57,7 +57,7 @@ def _write_images(folder: str, count: int, size: tuple[int, int], seed: int = 0)
 
 
 def _random_model(preset: str, dtype: str, dst: str) -> str:
-  config = unified.get_config(preset)
+  config = image_reid.get_config(preset)
   method = methods.build(config, 1)
   images = np.zeros((2, *config.model.vision.image_size, 3), np.uint8)
   params, model_state = jax.jit(method.init)(jax.random.PRNGKey(0), {"image": images})

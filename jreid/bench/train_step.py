@@ -20,7 +20,7 @@ import time
 import jax
 import numpy as np
 
-from configs import unified
+from configs import image_reid
 from jreid import methods
 from jreid.models.clip import VisionConfig
 from jreid.train import loop, sharding
@@ -30,8 +30,8 @@ NUM_INSTANCES = 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--preset", choices=unified.PRESETS, default="gpu",
-                      help="model and optimizer of configs/unified.py (gpu: ViT-B/16 at 256x128, bf16).")
+  parser.add_argument("--preset", choices=image_reid.PRESETS, default="gpu",
+                      help="model and optimizer of configs/image_reid.py (gpu: ViT-B/16 at 256x128, bf16).")
   parser.add_argument("--batch", type=int, default=128, help=f"images per step, a multiple of {NUM_INSTANCES}.")
   parser.add_argument("--steps", type=int, default=20, help="timed steps.")
   parser.add_argument("--warmup", type=int, default=3, help="untimed steps after the first.")
@@ -60,7 +60,7 @@ def _xla_flops(compiled) -> float:
 def run(args: argparse.Namespace) -> None:
   if args.batch % NUM_INSTANCES:
     raise ValueError(f"--batch must be a multiple of {NUM_INSTANCES}, got {args.batch}")
-  config = unified.get_config(args.preset)
+  config = image_reid.get_config(args.preset)
   config.data.update(num_ids=args.batch // NUM_INSTANCES, num_instances=NUM_INSTANCES)
   config.mesh.shape = dict(data=1)
   device = jax.devices()[0]
