@@ -68,7 +68,8 @@ def get_config(preset: str = "cpu") -> ConfigDict:
 
   c.eval = ConfigDict(dict(
       tasks=("traditional", "clothes_changing", "visible_infrared", "cross_resolution", "sketch"),
-      batch_size=128, picture_queries=6, picture_topk=8))
+      batch_size=128, picture_queries=6, picture_topk=8,
+      missing_modalities=False))  # also evaluate combined queries with a part missing (jreid/eval/tasks.py)
 
   if preset == "smoke":
     c.data.size = "tiny"

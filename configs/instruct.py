@@ -38,8 +38,9 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   # its embed_dim is the image tower's.
   c.model.text = ConfigDict(dict(vocab_size=1024, context_length=64, width=128, layers=2, heads=4, mlp_dim=256))
   # The image tower of clothes-template instructions (embed_dim and dtypes: the image tower's).
-  c.model.template = ConfigDict(dict(image_size=(64, 32), patch_size=16, width=128, layers=2, heads=4,
-                                     mlp_dim=256))
+  # shared=True: templates go through the image tower instead (at its image size; the rest is unused).
+  c.model.template = ConfigDict(dict(shared=False, image_size=(64, 32), patch_size=16, width=128, layers=2,
+                                     heads=4, mlp_dim=256))
   # encoder: 'clip_text' (the text tower above, or model.init's) or 'bert' (a converted BERT directory).
   c.model.instruction = ConfigDict(dict(encoder="clip_text", bert=""))
   c.model.fusion = ConfigDict(dict(layers=1, heads=4, mlp_dim=256))
@@ -50,7 +51,10 @@ def get_config(preset: str = "cpu") -> ConfigDict:
       intra_weight=1.0,  # weight of the (anchor, positive, positive) triplets
       squared_distance=False,  # the paper's d is squared L2; the released code (and ours) use L2
       triplet_weight=1.0, id_weight=1.0, label_smoothing=0.1,
-      contrastive_weight=1.0, matching_weight=1.0))
+      contrastive_weight=1.0, matching_weight=1.0,
+      # Task-aware dynamic weighting over the tasks (jreid/losses/task_weighting.py; UNIReID's form for N
+      # tasks): each row's losses times alpha (1 + w_task)^gamma, w from the tasks' running confidences.
+      dynamic=False, dynamic_alpha=1.0, dynamic_gamma=3.5, dynamic_momentum=0.9))
 
   c.eval.tasks = TASKS
   c.mesh.rules = c.mesh.rules + (

@@ -1,9 +1,40 @@
-"""The default job: `python -m jreid.main --config=configs/unified.py[:PRESET]`."""
+"""The default job, the unified model: `python -m jreid.main --config=configs/unified.py[:PRESET]`.
 
-from configs import image_reid
+One network for every query kind against a photo gallery: photos
+(traditional, clothes-changing, visible-infrared, cross-resolution), photos
+plus an instruction (fixed sentence, free description, clothes-template
+image), text, sketch, and text plus sketch. It is the Instruct-ReID network
+(jreid/methods/instruct.py) grown to nine tasks: one image tower for photos,
+sketches and clothes templates (model.template.shared), one text tower for
+descriptions and instructions, the zero-init gated editing layers for
+instructions, UNIReID's sum fusion for text plus sketch, and the BNNeck
+feature F for retrieval. Training mixes the tasks by data.task_ratios with
+task-aware dynamic weighting over all nine (loss.dynamic; False: fixed
+ratios only). Evaluation reports every task under its protocol and the
+combined queries with a part missing (eval.missing_modalities).
+
+Presets: 'cpu' (default; small towers on the synthetic set, under ten minutes
+on a laptop CPU), 'smoke' (tiny, for CI), 'gpu' (ViT-B/16 at 256x128, bf16;
+--config.model.init=DIR starts from a converted CLIP). Comparison with the
+single-method configs: benchmarks/UNIFIED.md.
+"""
+
+from ml_collections import ConfigDict
+
+from configs import image_reid, instruct
+from jreid.methods.instruct import ALL_TASKS as TASKS
 
 PRESETS = image_reid.PRESETS
 
 
-def get_config(preset: str = "cpu"):
-  return image_reid.get_config(preset)
+def get_config(preset: str = "cpu") -> ConfigDict:
+  c = instruct.get_config(preset)
+  c.data.train_modalities = ("rgb", "ir", "sketch")  # photos (and low-resolution copies), infrared, sketches
+  c.data.tasks = TASKS
+  c.data.task_ratios = ConfigDict({task: 1.0 for task in TASKS})
+  c.data.mix_mode = "per_batch"
+  c.model.template.shared = True
+  c.loss.dynamic = True
+  c.eval.tasks = TASKS
+  c.eval.missing_modalities = True
+  return c

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any
@@ -9,12 +10,30 @@ from typing import Any
 import numpy as np
 from ml_collections import ConfigDict
 
-from data_pipelines.records import ReIDData
+from data_pipelines.records import EvalTask, ReIDData
 from jreid.eval.chance import chance_metrics
 from jreid.eval.evaluate import evaluate
 from jreid.eval.visualize import save_ranked_results
 
 REPORTED = ("mAP", "rank1", "rank5", "rank10", "mINP")
+
+
+def missing_modality_tasks(tasks: dict[str, EvalTask]) -> dict[str, tuple[str, EvalTask]]:
+  """{name: (task it derives from, task)}: the combined-query tasks with one part of the query taken away.
+
+  text+sketch queries as text only and as sketch only; image+instruction and
+  image+template queries as the image alone. Same galleries and protocols.
+  """
+  variants = {}
+  for name, task in tasks.items():
+    if task.query_kind == "text+sketch":
+      no_text = [dataclasses.replace(q, captions=()) for q in task.query]
+      variants[f"{name} / no text"] = (name, dataclasses.replace(task, query_kind="sketch", query=tuple(no_text)))
+      variants[f"{name} / no sketch"] = (name, dataclasses.replace(task, query_kind="text"))
+    elif task.query_kind in ("image+instruction", "image+template"):
+      bare = tuple(dataclasses.replace(q, instruction="", template="") for q in task.query)
+      variants[f"{name} / no instruction"] = (name, dataclasses.replace(task, query_kind="image", query=bare))
+  return variants
 
 
 def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: str) -> dict[str, dict[str, Any]]:
@@ -23,6 +42,9 @@ def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: s
   Image-only methods answer image+instruction queries with the image alone
   (the modality-missing fallback); tasks whose queries the method cannot
   encode at all (e.g. text without a text tower) are reported as skipped.
+  With config.eval.missing_modalities the combined-query tasks are also
+  evaluated with a part of the query missing (`missing_modality_tasks`);
+  those rows carry 'variant_of' and stay out of the mean.
   """
   picture_dir = os.path.join(workdir, "ranked")
   os.makedirs(picture_dir, exist_ok=True)
@@ -31,7 +53,11 @@ def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: s
   for name in config.eval.tasks:
     if name not in data.tasks:
       raise ValueError(f"config.eval.tasks names {name!r}, but {data.name} has tasks {sorted(data.tasks)}")
-    task = data.tasks[name]
+  chosen = {name: data.tasks[name] for name in config.eval.tasks}
+  todo = [(name, None, task) for name, task in chosen.items()]
+  if config.eval.get("missing_modalities", False):
+    todo += [(name, parent, task) for name, (parent, task) in missing_modality_tasks(chosen).items()]
+  for name, parent, task in todo:
     if task.query_kind not in method.query_kinds:
       results[name] = {"protocol": task.protocol, "skipped": f"{config.method} cannot encode {task.query_kind} queries"}
       continue
@@ -42,31 +68,41 @@ def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: s
     query = method.encode_records(state, task.query, task.query_kind, config.eval.batch_size)
     metrics = evaluate(query, gallery, task.query, task.gallery, task.protocol, return_topk=config.eval.picture_topk)
     chance = chance_metrics(task.query, task.gallery, task.protocol)
-    picture = os.path.join(picture_dir, f"{name.replace('+', '_')}.png")
+    picture = os.path.join(picture_dir, f"{name.replace('+', '_').replace(' / ', '-').replace(' ', '_')}.png")
     rows = np.linspace(0, len(task.query) - 1, min(config.eval.picture_queries, len(task.query))).astype(int)
     save_ranked_results(picture, task, metrics["topk_indices"], metrics["topk_matches"], query_indices=rows)
     results[name] = {
         "protocol": task.protocol, "queries": metrics["num_queries_evaluated"], "gallery": len(task.gallery),
         **{k: metrics[k] for k in REPORTED}, **{f"chance_{k}": chance[k] for k in ("mAP", "rank1")},
-        "picture": picture,
+        "picture": picture, **({"variant_of": parent} if parent else {}),
     }
   _write(results, workdir)
   return results
 
 
 def summary_table(results: dict[str, dict[str, Any]]) -> str:
-  """A Markdown table of per-task metrics (in %) with the chance levels and the mean over tasks."""
+  """Markdown: per-task metrics (in %) with the chance levels and the mean over tasks; then, if any, the
+  tasks evaluated with a part of the query missing."""
+  main = {k: v for k, v in results.items() if "variant_of" not in v}
+  variants = {k: v for k, v in results.items() if "variant_of" in v}
+  text = _table(main, with_mean=True)
+  if variants:
+    text += "\n\nWith a part of the query missing (same galleries):\n\n" + _table(variants, with_mean=False)
+  return text
+
+
+def _table(results: dict[str, dict[str, Any]], with_mean: bool) -> str:
   header = "| task | protocol | queries | mAP | rank-1 | rank-5 | rank-10 | mINP | chance mAP | chance rank-1 |"
   lines = [header, "|" + "---|" * 10]
-  scored = {k: v for k, v in results.items() if "mAP" in v}
   for name, r in results.items():
     if "skipped" in r:
       lines.append(f"| {name} | {r['protocol']} | skipped: {r['skipped']} |" + " |" * 7)
       continue
     values = " | ".join(f"{100 * r[k]:.1f}" for k in (*REPORTED, "chance_mAP", "chance_rank1"))
     lines.append(f"| {name} | {r['protocol']} | {r['queries']} | {values} |")
-  if scored:
-    means = " | ".join(f"{100 * np.mean([r[k] for r in scored.values()]):.1f}"
+  scored = [r for r in results.values() if "mAP" in r]
+  if with_mean and scored:
+    means = " | ".join(f"{100 * np.mean([r[k] for r in scored]):.1f}"
                        for k in (*REPORTED, "chance_mAP", "chance_rank1"))
     lines.append(f"| **mean** | | | {means} |")
   return "\n".join(lines)

@@ -37,7 +37,7 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
 
 def adaptive_batch_hard_triplet(features: jax.Array, labels: jax.Array, relatedness: jax.Array, margin: float,
                                 valid: jax.Array | None = None, intra_weight: float = 1.0,
-                                squared: bool = False) -> jax.Array:
+                                squared: bool = False, anchor_weights: jax.Array | None = None) -> jax.Array:
   """Adaptive triplet loss over the batch-hard triplets of every anchor.
 
   Each anchor a gives two triplets: (a, p1, n), its farthest positive and
@@ -58,6 +58,8 @@ def adaptive_batch_hard_triplet(features: jax.Array, labels: jax.Array, relatedn
     intra_weight: weight of the (a, p1, p2) triplets.
     squared: squared Euclidean distance (the paper's d) instead of Euclidean
       (the released code's, and that of `batch_hard_triplet`).
+    anchor_weights: optional [N] factors on each anchor's triplet losses (the
+      means still divide by the number of anchors).
   """
   n = labels.shape[0]
   dist = (pairwise_squared_distance if squared else pairwise_distance)(features, features)
@@ -78,4 +80,6 @@ def adaptive_batch_hard_triplet(features: jax.Array, labels: jax.Array, relatedn
   near_dist = jnp.where(has_negative, near_dist, 0.0)
   inter = adaptive_triplet_term(far_dist[:, 0], near_dist, beta_far[:, 0], beta_near, margin)
   intra = adaptive_triplet_term(far_dist[:, 0], far_dist[:, 1], beta_far[:, 0], beta_far[:, 1], margin)
+  if anchor_weights is not None:
+    inter, intra = inter * anchor_weights, intra * anchor_weights
   return _masked_mean(inter, inter_valid) + intra_weight * _masked_mean(intra, intra_valid)

@@ -40,6 +40,7 @@ from data_pipelines import mixing
 from data_pipelines.pipeline import TrainBatchSpec, eval_batches
 from data_pipelines.records import Record
 from jreid import losses
+from jreid.methods.export import exported_towers
 from jreid.methods.text import TextTokens, method_tokenizer, tokenizer_cache_dir
 from jreid.models import bert as bert_lib
 from jreid.models.checkpoint_io import CONFIG_FILE, load_clip
@@ -48,14 +49,19 @@ from jreid.models.editing import AttentionFusion, EditingVisionTransformer
 from jreid.models.pos_embed import resize_pos_embed
 from jreid.models.preprocess import normalize_images
 from jreid.models.reid_head import BNNeckHead
+from jreid.models.tokenizer import Tokenizer
 
-# The six tasks and the instruction each row of theirs carries.
+# The six tasks of Instruct-ReID and the instruction each row of theirs carries.
 TASK_KINDS = ("traditional", "clothes_changing", "visible_infrared", "text", "clothes_template",
               "language_instructed")
+# The unified model's further tasks: low-resolution photos, sketches, and sketches with a caption.
+QUERY_TASKS = ("cross_resolution", "sketch", "text+sketch")
+ALL_TASKS = TASK_KINDS + QUERY_TASKS
 ENCODERS = ("clip_text", "bert")
-# What a row's instruction is: nothing, a sentence that edits the image, a template image that edits it, or a
-# caption (text-to-image rows: encoded for the losses, never editing the image).
-NONE, TEXT, TEMPLATE, CAPTION = range(4)
+# What a row's instruction is: nothing, a sentence that edits the image, a template image that edits it, a
+# caption (text-to-image rows: encoded for the losses, never editing the image), or a caption whose embedding
+# is added to the image's (text+sketch rows: the sum fusion of UNIReID).
+NONE, TEXT, TEMPLATE, CAPTION, FUSION = range(5)
 _MAX_LOG_SCALE = math.log(100.0)  # CLIP's cap on the learned logit scale.
 _EDITING_PARAMS = ("instruction_key", "instruction_value", "gate")  # Not in a pretrained ViT.
 
@@ -104,12 +110,14 @@ class InstructNet(nn.Module):
   fusion_heads: int
   fusion_mlp_dim: int
   num_classes: int
+  shared_template: bool = False  # template images go through `vision` (with no instruction) instead
 
   def setup(self):
     v = self.vision_config
     dtype, param_dtype = jnp.dtype(v.dtype), jnp.dtype(v.param_dtype)
     self.vision = EditingVisionTransformer(v) if self.editing else VisionTransformer(v)
-    self.template = VisionTransformer(self.template_config)
+    if not self.shared_template:
+      self.template = VisionTransformer(self.template_config)
     if self.bert_config is not None:
       self.bert = bert_lib.Bert(self.bert_config)
       self.bert_proj = nn.Dense(v.embed_dim, use_bias=False, dtype=dtype, param_dtype=param_dtype)
@@ -133,12 +141,35 @@ class InstructNet(nn.Module):
     eot = jnp.argmax(token_ids == self.text_config.eot_token_id, axis=-1)
     return out.tokens, jnp.arange(token_ids.shape[1]) <= eot[:, None], out.embedding
 
+  def encode_template(self, templates: jax.Array) -> EncoderOutput:
+    """Template images [B, H, W, 3] (uint8) through the template tower, or the image tower unedited."""
+    x = normalize_images(templates, jnp.dtype(self.template_config.dtype))
+    if not self.shared_template:
+      return self.template(x)
+    if not self.editing:
+      return self.vision(x)
+    nothing = jnp.zeros((x.shape[0], 1, self.vision_config.width), x.dtype)
+    return self.vision(x, nothing, jnp.zeros((x.shape[0], 1), bool))
+
   def encode_instruction(self, token_ids: jax.Array, templates: jax.Array, kind: jax.Array) -> Instruction:
-    """Sentences (kind TEXT, CAPTION) or template images (kind TEMPLATE) of each row."""
+    """Sentences (kind TEXT, CAPTION, FUSION) or template images (kind TEMPLATE) of each row.
+
+    The template tower runs only when some row has a template (a batch of
+    other tasks skips it).
+    """
     text_tokens, text_mask, text_embedding = self.encode_text(token_ids)
-    template = self.template(normalize_images(templates, jnp.dtype(self.template_config.dtype)))
-    is_text = (kind == TEXT) | (kind == CAPTION)
+    is_text = (kind == TEXT) | (kind == CAPTION) | (kind == FUSION)
     is_template = kind == TEMPLATE
+    t = self.vision_config if self.shared_template else self.template_config
+    dtype = jnp.dtype(t.dtype)
+    encoded = lambda net, x: jax.tree.map(lambda y: y.astype(dtype), net.encode_template(x))
+    skipped = lambda net, x: EncoderOutput(jnp.zeros((x.shape[0], t.grid[0] * t.grid[1] + 1, t.width), dtype),
+                                           jnp.zeros((x.shape[0], t.width), dtype),
+                                           jnp.zeros((x.shape[0], t.embed_dim), dtype))
+    if self.is_initializing():  # both branches must see the same parameters: create them first
+      template = encoded(self, templates)
+    else:
+      template = nn.cond(jnp.any(is_template), encoded, skipped, self, templates)
     tokens = jnp.concatenate([self.text_adapter(text_tokens), self.template_adapter(template.tokens)], axis=1)
     mask = jnp.concatenate([text_mask & is_text[:, None],
                             jnp.broadcast_to(is_template[:, None], template.tokens.shape[:2])], axis=1)
@@ -162,11 +193,16 @@ class InstructNet(nn.Module):
     """Image-text matching logits [B, 2] (1 = the pair matches) from F_out."""
     return self.matching(fused)
 
+  def feature(self, image: EncoderOutput, instruction: Instruction, kind: jax.Array) -> jax.Array:
+    """F [B, D] (fp32): the image's embedding, plus its caption's for FUSION rows (text + sketch)."""
+    fusion = jnp.where((kind == FUSION)[:, None], instruction.embedding, 0.0)
+    return image.embedding.astype(jnp.float32) + fusion
+
   def encode_queries(self, images: jax.Array, token_ids: jax.Array, templates: jax.Array,
                      kind: jax.Array) -> jax.Array:
     """Retrieval features: F, L2-normalised."""
     instruction = self.encode_instruction(token_ids, templates, kind)
-    return _unit(self.encode_image(images, instruction, kind).embedding)
+    return _unit(self.feature(self.encode_image(images, instruction, kind), instruction, kind))
 
   def encode_captions(self, token_ids: jax.Array) -> jax.Array:
     """Text-to-image query features: the text embedding, L2-normalised."""
@@ -176,7 +212,7 @@ class InstructNet(nn.Module):
                train: bool = False) -> Outputs:
     instruction = self.encode_instruction(token_ids, templates, kind)
     image = self.encode_image(images, instruction, kind)
-    feature = image.embedding.astype(jnp.float32)
+    feature = self.feature(image, instruction, kind)
     fused = self.fuse(image.feature, instruction.tokens, instruction.mask)
     _, logits = self.head(feature, train)
     _, fused_logits = self.fused_head(fused, train)
@@ -224,9 +260,18 @@ def task_records(kind: str, records: Sequence[Record], outfits: Outfits) -> list
   images of identities that have both; text: captioned photos;
   clothes_template / language_instructed: photos of identities with an outfit
   template / description (the instruction names one of the identity's
-  outfits, drawn per row).
+  outfits, drawn per row); cross_resolution: photos and low-resolution copies
+  of identities that have both; sketch, text+sketch: photos and sketches of
+  identities that have both (text+sketch: captioned sketches).
   """
   photos = [r for r in records if _is_photo(r)]
+  if kind in QUERY_TASKS:
+    if kind == "cross_resolution":
+      others = [r for r in records if r.modality == "rgb" and r.scale > 1]
+    else:
+      others = [r for r in records if r.modality == "sketch" and (r.captions or kind == "sketch")]
+    both = {r.pid for r in others} & {r.pid for r in photos}
+    return [r for r in photos + others if r.pid in both]
   if kind == "traditional":
     first = {}
     for r in photos:
@@ -244,7 +289,7 @@ def task_records(kind: str, records: Sequence[Record], outfits: Outfits) -> list
     return [r for r in photos if outfits.with_templates(r.pid)]
   if kind == "language_instructed":
     return [r for r in photos if outfits.with_descriptions(r.pid)]
-  raise ValueError(f"unknown Instruct-ReID task {kind!r}; expected one of {TASK_KINDS}")
+  raise ValueError(f"unknown Instruct-ReID task {kind!r}; expected one of {ALL_TASKS}")
 
 
 class InstructionCompanions:
@@ -253,21 +298,26 @@ class InstructionCompanions:
   Fixed-sentence tasks draw one paraphrase of their instruction
   (data_pipelines.instructions); text rows one of the photo's captions;
   clothes-template and language-instructed rows one of the identity's outfits
-  (uniformly), then that outfit's template or one of its descriptions.
-  Picklable.
+  (uniformly), then that outfit's template or one of its descriptions;
+  text+sketch rows that are sketches one of their captions (FUSION); the
+  other rows of the query tasks (cross_resolution, sketch) none. Picklable.
   """
 
   def __init__(self, kind: str, identities: dict[int, int], outfits: Outfits, tokens: TextTokens,
                template_size: tuple[int, int]):
-    if kind not in TASK_KINDS:
-      raise ValueError(f"unknown Instruct-ReID task {kind!r}; expected one of {TASK_KINDS}")
+    if kind not in ALL_TASKS:
+      raise ValueError(f"unknown Instruct-ReID task {kind!r}; expected one of {ALL_TASKS}")
     self.kind, self.identities, self.outfits, self.tokens = kind, identities, outfits, tokens
     self.template_size = tuple(template_size)
 
   def __call__(self, record_index: int, record: Record, rng: np.random.Generator) -> dict[str, np.ndarray]:
     del record_index
     text, template, kind = "", None, TEXT
-    if self.kind in instruction_pools.POOLS:
+    if self.kind in QUERY_TASKS:
+      kind = NONE
+      if self.kind == "text+sketch" and record.modality == "sketch":
+        text, kind = record.captions[rng.integers(len(record.captions))], FUSION
+    elif self.kind in instruction_pools.POOLS:
       text = instruction_pools.draw(self.kind, rng)
     elif self.kind == "text":
       text, kind = record.captions[rng.integers(len(record.captions))], CAPTION
@@ -293,13 +343,17 @@ class EvalInstructions:
   'image+template' queries use record.template; 'image+instruction' queries
   record.instruction; 'image' items (galleries, fixed-instruction queries) the
   template if they have one, else the instruction sentence if they have one;
-  'sketch' queries none.
+  'sketch' queries none; 'text+sketch' queries their first caption (FUSION).
   """
 
   def __init__(self, records: Sequence[Record], kind: str):
     self.records = tuple(records)
     uses_template = lambda r: bool(r.template) and kind in ("image", "image+template")
     uses_text = lambda r: bool(r.instruction) and kind in ("image", "image+instruction")
+    if kind == "text+sketch":
+      self.kinds = np.array([FUSION if r.captions else NONE for r in records], np.int32)  # no text: sketch only
+      self.texts = [r.captions[0] if r.captions else "" for r in records]
+      return
     self.kinds = np.array([TEMPLATE if uses_template(r) else TEXT if uses_text(r) else NONE for r in records],
                           np.int32)
     self.texts = [r.instruction if k == TEXT else "" for r, k in zip(records, self.kinds)]
@@ -342,10 +396,13 @@ class InstructReID:
   data_pipelines.mixing.mixed_dataset(tasks, config.data.mix_mode, ...).
   """
 
-  query_kinds = ("image", "sketch", "text", "image+instruction", "image+template")
+  query_kinds = ("image", "sketch", "text", "text+sketch", "image+instruction", "image+template")
 
-  def __init__(self, config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None):
-    """`train_records`: the training set (identities, outfits, tokenizer); default: read from config.data.
+  def __init__(self, config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None,
+               tokenizer: Tokenizer | bert_lib.WordPieceTokenizer | None = None):
+    """`train_records`: the training set (identities, outfits, tokenizer); default: read from config.data;
+    () for inference. `tokenizer`: default the converted BERT's (model.instruction.bert) with BERT
+    instructions, else the run's (jreid.methods.text.method_tokenizer).
 
     num_classes is checked against the training set's identities (one classifier covers every task).
     """
@@ -355,31 +412,48 @@ class InstructReID:
       train_records = load_data(config.data, config.seed).train
     self.train_set = tuple(train_records)
     self.identities = {pid: i for i, pid in enumerate(sorted({r.pid for r in self.train_set}))}
-    if len(self.identities) != num_classes:
+    if self.train_set and len(self.identities) != num_classes:
       raise ValueError(f"{num_classes} classes asked for, but the training set has {len(self.identities)} identities")
     self.outfits = Outfits(self.train_set)
     m = config.model
     if m.instruction.encoder not in ENCODERS:
       raise ValueError(f"model.instruction.encoder must be one of {ENCODERS}, got {m.instruction.encoder!r}")
+    towers = exported_towers(config)
     self.bert = None
-    if m.instruction.encoder == "bert":
+    if towers is not None and "bert" in towers:
+      self.bert = bert_lib.BertConfig(**towers["bert"])
+    elif m.instruction.encoder == "bert":
       self.bert = dataclasses.replace(bert_lib.load_bert_config(m.instruction.bert), dtype=m.vision.dtype,
                                       param_dtype=m.vision.param_dtype)
+    if tokenizer is None and self.bert is not None:
       tokenizer = bert_lib.load_wordpiece_tokenizer(os.path.join(m.instruction.bert, bert_lib.TOKENIZER_DIR))
-    else:
+    elif tokenizer is None:
       tokenizer = method_tokenizer(config, self.train_set, tokenizer_cache_dir())
+    self.tokenizer = tokenizer
     self.vision, self.template, self.text = self._tower_configs(tokenizer)
+    self.towers = {name: tower for name, tower in (("vision", self.vision), ("template", self.template),
+                                                   ("text", self.text), ("bert", self.bert)) if tower is not None}
     self.tokens = TextTokens(tokenizer, m.text.context_length)
     self.net = InstructNet(self.vision, self.template, self.text, self.bert, m.editing, m.fusion.layers,
-                           m.fusion.heads, m.fusion.mlp_dim, num_classes)
+                           m.fusion.heads, m.fusion.mlp_dim, num_classes, m.template.get("shared", False))
     self.pretrained = self._pretrained_towers()
     self._encoders = {}
 
   def _tower_configs(self, tokenizer) -> tuple[VisionConfig, VisionConfig, TextConfig | None]:
     """The image and template towers and the text tower (None with BERT instructions).
 
-    config.model's, or the converted CLIP's when config.model.init names one.
+    An export's (jreid.methods.export), else config.model's, or the converted
+    CLIP's when config.model.init names one; with model.template.shared the
+    template tower is the image tower.
     """
+    towers = exported_towers(self.config)
+    if towers is not None:
+      text = TextConfig(**towers["text"]) if "text" in towers else None
+      return VisionConfig(**towers["vision"]), VisionConfig(**towers["template"]), text
+    vision, template, text = self._own_tower_configs(tokenizer)
+    return vision, vision if self.config.model.template.get("shared", False) else template, text
+
+  def _own_tower_configs(self, tokenizer) -> tuple[VisionConfig, VisionConfig, TextConfig | None]:
     m = self.config.model
     dtypes = dict(dtype=m.vision.dtype, param_dtype=m.vision.param_dtype)
     if m.init:
@@ -390,7 +464,8 @@ class InstructReID:
       text = dataclasses.replace(pretrained.text, **dtypes)
     else:
       vision = VisionConfig(**m.vision.to_dict())
-      template = VisionConfig(**{**m.template.to_dict(), "embed_dim": vision.embed_dim, **dtypes})
+      own = {k: v for k, v in m.template.to_dict().items() if k != "shared"}
+      template = VisionConfig(**{**own, "embed_dim": vision.embed_dim, **dtypes})
       text = None if self.bert else TextConfig(**{
           **m.text.to_dict(), "embed_dim": vision.embed_dim, "vocab_size": tokenizer.vocab_size,
           "eot_token_id": tokenizer.eot_token_id, **dtypes})
@@ -404,7 +479,8 @@ class InstructReID:
       rows = task_records(kind, records, self.outfits)
       if not rows:
         raise ValueError(f"task {kind!r} has no training rows in this training set")
-      balance = ("rgb", "ir") if kind == "visible_infrared" and spec.num_instances % 2 == 0 else ()
+      pair = {"visible_infrared": ("rgb", "ir"), "sketch": ("rgb", "sketch"), "text+sketch": ("rgb", "sketch")}
+      balance = pair.get(kind, ()) if spec.num_instances % 2 == 0 else ()
       companions = InstructionCompanions(kind, self.identities, self.outfits, self.tokens, self.template.image_size)
       tasks.append(mixing.MixTask(kind, rows, float(data.task_ratios[kind]),
                                   dataclasses.replace(spec, balance_modalities=balance), companions))
@@ -417,11 +493,16 @@ class InstructReID:
     images = jnp.asarray(batch["image"][:2])
     variables = self.net.init(rng, images, jnp.zeros((2, self.tokens.context_length), jnp.int32),
                               jnp.zeros((2, *self.template.image_size, 3), jnp.uint8),
-                              jnp.full((2,), TEXT, jnp.int32), train=False)
+                              jnp.array([TEXT, TEMPLATE], jnp.int32), train=False)
     params = dict(variables.pop("params"))
     for tower, loaded in self.pretrained.items():
       params[tower] = _merge(loaded, params[tower], tower)
-    return params, dict(variables)
+    model_state = dict(variables)
+    if self.config.loss.dynamic:  # the tasks' running confidences (config.data.tasks order)
+      num_tasks = len(self.config.data.tasks)
+      model_state["task_stats"] = {"confidence": jnp.zeros(num_tasks, jnp.float32),
+                                   "seen": jnp.zeros(num_tasks, bool)}
+    return params, model_state
 
   def _pretrained_towers(self) -> dict:
     """Host copies of the pretrained towers' parameters (read here, outside any trace: init is traced)."""
@@ -429,14 +510,15 @@ class InstructReID:
     m = self.config.model
     if m.init:
       model, pretrained, _ = load_clip(m.init)
-      for tower, cfg in (("vision", self.vision), ("template", self.template)):
+      image_towers = ["vision"] + ([] if self.net.shared_template else ["template"])
+      for tower, cfg in zip(image_towers, (self.vision, self.template)):
         towers[tower] = jax.tree.map(np.asarray, pretrained["vision"])
         if model.config.vision.grid != cfg.grid:
           towers[tower]["pos_embedding"] = resize_pos_embed(towers[tower]["pos_embedding"], model.config.vision.grid,
                                                             cfg.grid)
       if self.text is not None:
         towers["text"] = jax.tree.map(np.asarray, pretrained["text"])
-    if self.bert is not None:
+    if self.bert is not None and m.instruction.bert:  # an export's config names no BERT
       towers["bert"] = jax.tree.map(np.asarray, bert_lib.load_bert(m.instruction.bert)[1])
     return towers
 
@@ -447,17 +529,26 @@ class InstructReID:
     out, updates = self.net.apply({"params": params, **model_state}, batch["image"], batch["instruction"],
                                     batch["template"], kind, train=True, mutable=["batch_stats"])
     reid, t2i = kind != CAPTION, kind == CAPTION
+    updates = dict(updates)
+    id_rows = _cross_entropy_per_row(out.logits, labels, cfg.label_smoothing)
+    contrastive_rows, terms = self._text_to_image_losses(params, model_state, out, labels, t2i, rng)
+    weights = jnp.ones(labels.shape, jnp.float32)
+    if cfg.dynamic:  # each row weighted by its task's confidence (identity CE, or InfoNCE for text rows)
+      weights, updates["task_stats"] = self._task_weights(model_state["task_stats"], batch["task"],
+                                                          jnp.where(reid, id_rows, contrastive_rows))
+      terms["task_weight"] = jnp.mean(weights)
     if cfg.adaptive:
       relatedness = losses.instruction_relatedness(labels, out.instruction.embedding)
     else:
       relatedness = (labels[:, None] == labels[None, :]).astype(jnp.float32)
     triplet = functools.partial(losses.adaptive_batch_hard_triplet, labels=labels, relatedness=relatedness,
                                 margin=cfg.triplet_margin, valid=reid, intra_weight=cfg.intra_weight,
-                                squared=cfg.squared_distance)
-    identity = lambda logits: _masked_mean(_cross_entropy_per_row(logits, labels, cfg.label_smoothing), reid)
-    terms = {"triplet": triplet(out.feature), "id": identity(out.logits),
-             "triplet_out": triplet(out.fused), "id_out": identity(out.fused_logits)}
-    terms["contrastive"], terms["matching"] = self._text_to_image_losses(params, model_state, out, labels, t2i, rng)
+                                squared=cfg.squared_distance, anchor_weights=weights)
+    identity = lambda rows: _masked_mean(weights * rows, reid)
+    terms.update({"triplet": triplet(out.feature), "id": identity(id_rows),
+                  "triplet_out": triplet(out.fused),
+                  "id_out": identity(_cross_entropy_per_row(out.fused_logits, labels, cfg.label_smoothing)),
+                  "contrastive": _masked_mean(weights * contrastive_rows, t2i)})
     gates = [jnp.abs(jnp.tanh(g)).mean() for path, g in jax.tree_util.tree_leaves_with_path(params["vision"])
              if path[-1].key == "gate"]
     if gates:
@@ -465,16 +556,24 @@ class InstructReID:
     total = (cfg.triplet_weight * (terms["triplet"] + terms["triplet_out"])
              + cfg.id_weight * (terms["id"] + terms["id_out"])
              + cfg.contrastive_weight * terms["contrastive"] + cfg.matching_weight * terms["matching"])
-    return total, (terms, dict(updates))
+    return total, (terms, updates)
+
+  def _task_weights(self, stats: dict, task: jax.Array, row_loss: jax.Array) -> tuple[jax.Array, dict]:
+    """Per-row weights alpha (1 + w_task)^gamma from the tasks' running confidences, and the updated stats."""
+    cfg = self.config.loss
+    confidence, seen = losses.update_confidence(stats["confidence"], stats["seen"], task, row_loss,
+                                                jnp.ones(task.shape, bool), cfg.dynamic_momentum)
+    w = losses.task_weights(confidence, seen)
+    return cfg.dynamic_alpha * (1 + w[task]) ** cfg.dynamic_gamma, {"confidence": confidence, "seen": seen}
 
   def _text_to_image_losses(self, params, model_state, out: Outputs, labels, t2i, rng):
-    """L_cl(F) and L_match(F_out) over the text-to-image rows (zero without any)."""
+    """Per-row L_cl(F) [B] (zero off the text-to-image rows) and {'matching': L_match(F_out)}."""
     variables = {"params": params, **model_state}
     scale = jnp.exp(jnp.minimum(params["logit_scale"], _MAX_LOG_SCALE))
     # Rows of other tasks are never positives: they only add negatives.
     contrast_labels = jnp.where(t2i, labels, -1 - jnp.arange(labels.shape[0]))
-    contrastive = _masked_mean(
-        losses.symmetric_info_nce(out.feature, out.instruction.embedding, scale, contrast_labels), t2i)
+    contrastive = jnp.where(t2i, losses.symmetric_info_nce(out.feature, out.instruction.embedding, scale,
+                                                           contrast_labels), 0.0)
     similarity = losses.similarity_logits(out.feature, out.instruction.embedding, 1.0)
     allowed = (labels[:, None] != labels[None, :]) & t2i[None, :] & t2i[:, None]
     image_rng, text_rng = jax.random.split(rng)
@@ -489,7 +588,7 @@ class InstructReID:
     n = labels.shape[0]
     targets = jnp.concatenate([jnp.ones(n, jnp.int32), jnp.zeros(2 * n, jnp.int32)])
     valid = jnp.concatenate([t2i, t2i & has_text, t2i & has_image])
-    return contrastive, _masked_mean(_cross_entropy_per_row(logits, targets), valid)
+    return contrastive, {"matching": _masked_mean(_cross_entropy_per_row(logits, targets), valid)}
 
   def _encoder(self, name: str):
     if name not in self._encoders:
