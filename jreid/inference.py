@@ -5,18 +5,24 @@
 
 An inference model directory holds
 
-    DIR/export.json   format, method, the run's config, class count, query kinds,
-                      preprocessing, source run and step (written last: its presence
-                      marks a complete export)
+    DIR/export.json   format, method, the model's config, class count, query kinds,
+                      preprocessing, tokenizer kind, source run and step (written last:
+                      its presence marks a complete export)
     DIR/params/       Orbax checkpoint of {'params', 'model_state'}: no optimizer state
-    DIR/tokenizer/    the method's tokenizer (its `tokenizer` attribute), if it reads text
+    DIR/tokenizer/    the method's tokenizer (CLIP BPE or BERT WordPiece), if it reads text
+
+and nothing outside it is read. At export the method is built as it was
+trained, reading the files its run's config names (a converted CLIP or BERT,
+the training data), to write down what they decided: its towers'
+architectures replace those file names in the config (config.model.towers)
+and its tokenizer is saved (see jreid.methods.export). `load` builds the
+method from the export's config and tokenizer alone: no training data, no
+pretrained weights (the exported parameters replace them).
 
 The Encoder drives the interface every method (jreid.methods) offers its
 evaluation: `query_kinds` and `encode_records(state, records, kind,
-batch_size)`; a new method needs nothing more to be exported and searched.
-The method is rebuilt from the run's config: files that config names (a
-config.model.init checkpoint, training data a method reads at construction)
-are read again where they are.
+batch_size)`; with `towers` (jreid.methods.export) a method is exported and
+searched.
 """
 
 from __future__ import annotations
@@ -37,14 +43,19 @@ from ml_collections import ConfigDict
 from data_pipelines.datasets import load_data
 from data_pipelines.records import Record
 from jreid import methods
+from jreid.methods.export import inference_config
+from jreid.models.bert import WordPieceTokenizer, load_wordpiece_tokenizer
 from jreid.models.preprocess import CLIP_MEAN, CLIP_STD
+from jreid.models.tokenizer import Tokenizer, load_tokenizer
 
 FORMAT = "jreid-inference"
-VERSION = 1
+VERSION = 2  # 1: the config named the files the method was built from
 SPEC_FILE = "export.json"
 PARAMS_DIR = "params"
 TOKENIZER_DIR = "tokenizer"
 DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
+# Tokenizer kinds in export.json: (class, loader of a directory it saved).
+TOKENIZERS = {"clip_bpe": (Tokenizer, load_tokenizer), "wordpiece": (WordPieceTokenizer, load_wordpiece_tokenizer)}
 # Batches per unit of work (few enough that the methods' feature extraction shows no progress bar of its own).
 _BATCHES_PER_CHUNK = 3
 
@@ -86,10 +97,9 @@ def _restore_run(workdir: str, step: int | None) -> tuple[Any, Any, int]:
   return state["params"], state["model_state"], step
 
 
-def _abstract_variables(config: ConfigDict, num_classes: int) -> tuple[Any, Any]:
-  """Shapes of (params, model_state) of the config's method, initialised as the trainer does."""
-  method = methods.build(config, num_classes)
-  images = np.zeros((2, *config.model.vision.image_size, 3), np.uint8)
+def _abstract_variables(method: Any) -> tuple[Any, Any]:
+  """Shapes of (params, model_state) of the method, initialised as the trainer does."""
+  images = np.zeros((2, *method.config.model.vision.image_size, 3), np.uint8)
   return jax.eval_shape(method.init, jax.random.PRNGKey(0), {"image": images})
 
 
@@ -104,7 +114,7 @@ def infer_num_classes(config: ConfigDict, params: Any) -> int:
   method that accepts only its training set's identity count, that count.
   """
   try:
-    one, two = _shapes(_abstract_variables(config, 1)[0]), _shapes(_abstract_variables(config, 2)[0])
+    one, two = (_shapes(_abstract_variables(methods.build(config, n))[0]) for n in (1, 2))
   except ValueError:
     return load_data(config.data, config.seed).num_train_ids
   got = _shapes(params)
@@ -115,16 +125,16 @@ def infer_num_classes(config: ConfigDict, params: Any) -> int:
   return 1
 
 
-def _check_variables(config: ConfigDict, num_classes: int, params: Any, model_state: Any) -> None:
-  """Raises ValueError unless the variables have the tree and shapes the config's method builds."""
-  expected = _shapes(_abstract_variables(config, num_classes))
+def _check_variables(method: Any, params: Any, model_state: Any) -> None:
+  """Raises ValueError unless the variables have the tree and shapes the method builds."""
+  expected = _shapes(_abstract_variables(method))
   got = _shapes((params, model_state))
   problems = [f"{key} missing" for key in expected.keys() - got.keys()]
   problems += [f"{key} unexpected" for key in got.keys() - expected.keys()]
   problems += [f"{key} is {got[key]}, expected {shape}" for key, shape in expected.items()
                if key in got and got[key] != shape]
   if problems:
-    raise ValueError("the checkpoint does not match the model config.json describes: "
+    raise ValueError(f"the parameters do not match the {method.config.method} model their config describes: "
                      + "; ".join(sorted(problems)[:10]))
 
 
@@ -154,14 +164,17 @@ def export(workdir: str, dst: str, step: int | None = None, dtype: str = "fp32")
   config = read_run_config(workdir)
   params, model_state, step = _restore_run(workdir, step)
   num_classes = infer_num_classes(config, params)
-  _check_variables(config, num_classes, params, model_state)
   return save_model(dst, config, num_classes, params, model_state, dtype,
                     source={"workdir": os.path.abspath(workdir), "step": int(step)})
 
 
 def save_model(dst: str, config: ConfigDict, num_classes: int, params: Any, model_state: Any, dtype: str = "fp32",
                source: dict[str, Any] | None = None) -> dict[str, Any]:
-  """Writes an inference model directory of a method's variables; returns its export.json.
+  """Writes a self-contained inference model directory of a method's variables; returns its export.json.
+
+  The method is built from the run's config as for training (reading the
+  files that config names), then again from the exported config and
+  tokenizer alone, and the variables are checked against the latter.
 
   Args:
     dst: the model directory; an earlier export there is replaced.
@@ -177,7 +190,14 @@ def save_model(dst: str, config: ConfigDict, num_classes: int, params: Any, mode
   if dtype == "bf16":
     _set_model_dtype(config.model, DTYPES[dtype])
     params = _cast_floats(params, DTYPES[dtype])
-  method = methods.build(config, num_classes)
+  trained = methods.build(config, num_classes)
+  tokenizer = getattr(trained, "tokenizer", None)
+  config = inference_config(trained)
+  method = methods.build(config, num_classes, train_records=(), tokenizer=tokenizer)
+  if method.towers != trained.towers:
+    raise ValueError(f"the {config.method} method does not build its towers from config.model.towers (see "
+                     f"jreid/methods/export.py): trained with {trained.towers}, rebuilt with {method.towers}")
+  _check_variables(method, params, model_state)
   dst = os.path.abspath(dst)
   if os.path.isdir(dst) and os.listdir(dst) and not os.path.isfile(os.path.join(dst, SPEC_FILE)):
     raise ValueError(f"{dst!r} exists and holds no jreid export: choose an empty or new --dst")
@@ -186,9 +206,7 @@ def save_model(dst: str, config: ConfigDict, num_classes: int, params: Any, mode
   if os.path.exists(spec_path):
     os.remove(spec_path)  # An interrupted re-export must not pass for a complete one.
   shutil.rmtree(os.path.join(dst, TOKENIZER_DIR), ignore_errors=True)
-  tokenizer = getattr(method, "tokenizer", None)
-  if tokenizer is not None:
-    tokenizer.save(os.path.join(dst, TOKENIZER_DIR))
+  tokenizer_entry = _save_tokenizer(tokenizer, dst)
   with ocp.StandardCheckpointer() as checkpointer:
     checkpointer.save(os.path.join(dst, PARAMS_DIR), {"params": params, "model_state": model_state}, force=True)
   spec = {
@@ -197,7 +215,7 @@ def save_model(dst: str, config: ConfigDict, num_classes: int, params: Any, mode
       "preprocessing": {
           "input": "RGB uint8 [H, W, 3], resized bilinearly to image_size; normalised inside the model",
           "image_size": list(config.model.vision.image_size), "mean": list(CLIP_MEAN), "std": list(CLIP_STD)},
-      "tokenizer": TOKENIZER_DIR if tokenizer is not None else None,
+      "tokenizer": tokenizer_entry,
       "source": source or {},
       "config": config.to_dict(),
   }
@@ -207,14 +225,43 @@ def save_model(dst: str, config: ConfigDict, num_classes: int, params: Any, mode
   return spec
 
 
+def _save_tokenizer(tokenizer: Any, dst: str) -> dict[str, str] | None:
+  """Writes the tokenizer into dst/tokenizer/; returns its export.json entry (None without a tokenizer)."""
+  if tokenizer is None:
+    return None
+  kind = next((kind for kind, (cls, _) in TOKENIZERS.items() if isinstance(tokenizer, cls)), None)
+  if kind is None:
+    raise ValueError(f"cannot export a tokenizer of type {type(tokenizer).__name__}; exported kinds: "
+                     + ", ".join(f"{cls.__name__} ({kind})" for kind, (cls, _) in TOKENIZERS.items()))
+  tokenizer.save(os.path.join(dst, TOKENIZER_DIR))
+  return {"kind": kind, "path": TOKENIZER_DIR}
+
+
+def read_tokenizer(directory: str, spec: dict[str, Any]) -> Any:
+  """The tokenizer of an exported model directory (None if its method reads no text)."""
+  entry = spec["tokenizer"]
+  if entry is None:
+    return None
+  return TOKENIZERS[entry["kind"]][1](os.path.join(directory, entry["path"]))
+
+
+def build_method(directory: str, spec: dict[str, Any]) -> Any:
+  """The method of an exported model directory, built from its config and tokenizer alone."""
+  return methods.build(ConfigDict(spec["config"]), spec["num_classes"], train_records=(),
+                       tokenizer=read_tokenizer(directory, spec))
+
+
 def read_spec(directory: str) -> dict[str, Any]:
   """The export.json of an inference model directory, with a clear error for any other directory."""
   path = os.path.join(directory, SPEC_FILE)
   if os.path.isfile(path):
     with open(path) as f:
       spec = json.load(f)
-    if spec.get("format") != FORMAT or spec.get("version") != VERSION:
-      raise ValueError(f"{path} is not a {FORMAT} version {VERSION} file")
+    if spec.get("format") != FORMAT:
+      raise ValueError(f"{path} is not a {FORMAT} file")
+    if spec.get("version") != VERSION:
+      raise ValueError(f"{path} is a {FORMAT} file of version {spec.get('version')}, expected {VERSION}: "
+                       "export the run again with `python -m jreid.convert export`")
     return spec
   if os.path.isdir(os.path.join(directory, "checkpoints")):
     hint = (f"it is a training run: export it first with `python -m jreid.convert export --workdir {directory} "
@@ -270,11 +317,7 @@ class Encoder:
                workers: int | None = None):
     self.directory = os.path.abspath(directory)
     self.spec = read_spec(self.directory)
-    try:
-      self.method = methods.build(ConfigDict(self.spec["config"]), self.spec["num_classes"])
-    except FileNotFoundError as e:
-      raise FileNotFoundError(f"the {self.spec['method']} model in {self.directory} is rebuilt from files its "
-                              f"run's config names, and one is missing: {e}") from e
+    self.method = build_method(self.directory, self.spec)
     self.query_kinds = tuple(self.spec["query_kinds"])
     self.image_size = tuple(self.spec["preprocessing"]["image_size"])
     self.batch_size = batch_size

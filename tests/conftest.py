@@ -27,3 +27,18 @@ def tiny_records(tmp_path_factory):
       Image.fromarray(rng.integers(0, 256, (24, 12, 3), dtype=np.uint8)).save(path)
       out.append(Record(str(path), pid=100 + pid, camid=j % 3, modality="rgb" if j % 2 == 0 else "ir"))
   return out
+
+
+@pytest.fixture(scope="module")
+def tiny_synthetic(tmp_path_factory):
+  """The tiny synthetic set, with JREID_DATA_DIR (its cache and the tokenizers') in a fresh folder for the module."""
+  from data_pipelines import synthetic
+  previous = os.environ.get("JREID_DATA_DIR")
+  os.environ["JREID_DATA_DIR"] = str(tmp_path_factory.mktemp("jreid_data"))
+  try:
+    yield synthetic.load(size="tiny", seed=0, num_workers=1)
+  finally:
+    if previous is None:
+      del os.environ["JREID_DATA_DIR"]
+    else:
+      os.environ["JREID_DATA_DIR"] = previous

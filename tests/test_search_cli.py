@@ -45,7 +45,7 @@ def e2e(tmp_path_factory):
   """Runs the whole path once; returns its folders and the parsed ranked lists."""
   root = tmp_path_factory.mktemp("e2e")
   env = dict(os.environ, JREID_DATA_DIR=str(root / "data"), JAX_PLATFORMS="cpu")
-  _cli(env, "jreid.main", "--config=configs/smoke.py", f"--workdir={root / 'run'}", *TRAIN_FLAGS)
+  _cli(env, "jreid.main", "--config=configs/image_reid.py:smoke", f"--workdir={root / 'run'}", *TRAIN_FLAGS)
   _cli(env, "jreid.convert", "export", "--workdir", str(root / "run"), "--dst", str(root / "model"))
   data = synthetic.load(root=str(root / "data" / "synthetic"), size="tiny")
   queries = []

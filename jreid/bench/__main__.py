@@ -13,6 +13,7 @@ from typing import Sequence
 # Subcommand -> module with `add_arguments(parser)` and `run(args)`, imported
 # only when chosen (so one command's dependencies never break another).
 COMMANDS = {
+    "cluster": "jreid.bench.cluster",
     "data": "jreid.bench.data",
     "eval": "jreid.bench.evaluation",
     "index": "jreid.bench.index",

@@ -12,7 +12,8 @@ Jaccard distance is 1 - S / (2 - S), S[i, j] = sum_k min(V[i, k], V[j, k]),
 and the result (1 - lambda) * Jaccard + lambda * d.
 
 It holds N x N matrices on the device: suited to benchmark-size galleries
-(Market-1501: N = 19,281), not to million-item ones.
+(Market-1501: N = 19,281), not to million-item ones. Clustering uses the
+same neighbour sets without any N x N matrix (`jreid.cluster.jaccard`).
 """
 
 from __future__ import annotations
@@ -30,32 +31,49 @@ from jreid.eval.ranking import prepare_features, prepared_scores
 _JACCARD_BLOCK = 16
 
 
-def _reciprocal(neighbours: jax.Array) -> jax.Array:
-  """[N, k] bool: whether item i is also among the k nearest of neighbour a."""
-  rows = jnp.arange(neighbours.shape[0])[:, None, None]
-  return jnp.any(neighbours[neighbours] == rows, axis=-1)
+def _reciprocal(neighbours: jax.Array, items: jax.Array) -> jax.Array:
+  """[*items.shape, k] bool: whether each item is among the k nearest of
+  each of its own k nearest."""
+  return jnp.any(neighbours[neighbours[items]] == items[..., None, None],
+                 axis=-1)
+
+
+def expansion_columns(nearest: jax.Array, k1: int,
+                      rows: jax.Array | None = None) -> jax.Array:
+  """Expanded k-reciprocal sets of `rows` (default: all) as padded columns.
+
+  nearest: [N, k1 + 1] each item's nearest items, nearest first (itself
+  included). Returns [R, (k1 + 1) * (1 + H)] int32, H = round(k1 / 2) + 1:
+  R(i, k1), then each R(c, round(k1 / 2)) accepted by the two-thirds rule;
+  items may repeat, unused slots hold N.
+  """
+  n = nearest.shape[0]
+  rows = jnp.arange(n) if rows is None else rows
+  half = nearest[:, :int(round(k1 / 2)) + 1]
+  own = nearest[rows]  # [R, K]
+  recip = _reciprocal(nearest, rows)
+  # Candidate c = own[r, a]; its set is half[c, b] where cand_valid[r, a, b].
+  cand_set, cand_valid = half[own], _reciprocal(half, own)  # [R, K, H]
+  in_set = jnp.any(
+      (cand_set[..., None] == own[:, None, None, :])
+      & recip[:, None, None, :], axis=-1)
+  overlap = jnp.sum(cand_valid & in_set, axis=-1)
+  size = jnp.sum(cand_valid, axis=-1)
+  accept = recip & (3 * overlap > 2 * size)
+  return jnp.concatenate([
+      jnp.where(recip, own, n),
+      jnp.where(accept[..., None] & cand_valid, cand_set,
+                n).reshape(len(own), -1),
+  ], axis=1).astype(jnp.int32)
 
 
 def _expansion_sets(dist: jax.Array, k1: int) -> tuple[jax.Array, jax.Array]:
   """Dense [N, N] mask of each item's expanded k-reciprocal set, and ranks."""
   n = dist.shape[0]
   _, nearest = lax.top_k(-dist, k1 + 1)
-  half = nearest[:, :int(round(k1 / 2)) + 1]
-  recip, recip_half = _reciprocal(nearest), _reciprocal(half)
-  # Candidate c = nearest[i, a]; its set is half[c, b] where recip_half[c, b].
-  cand_set, cand_valid = half[nearest], recip_half[nearest]  # [N, K, H]
-  in_set = jnp.any(
-      (cand_set[..., None] == nearest[:, None, None, :])
-      & recip[:, None, None, :], axis=-1)
-  overlap = jnp.sum(cand_valid & in_set, axis=-1)
-  size = jnp.sum(cand_valid, axis=-1)
-  accept = recip & (3 * overlap > 2 * size)
-  rows = jnp.arange(n)[:, None]
-  columns = jnp.concatenate([
-      jnp.where(recip, nearest, n),
-      jnp.where(accept[..., None] & cand_valid, cand_set, n).reshape(n, -1),
-  ], axis=1)
-  members = jnp.zeros((n, n), bool).at[rows, columns].set(True, mode="drop")
+  columns = expansion_columns(nearest, k1)
+  members = jnp.zeros((n, n), bool).at[jnp.arange(n)[:, None], columns].set(
+      True, mode="drop")
   return members, nearest
 
 

@@ -18,6 +18,7 @@ from ml_collections import ConfigDict
 from data_pipelines.records import Record
 from jreid import losses
 from jreid.eval.extract import extract_image_features
+from jreid.methods.export import exported_towers
 from jreid.models.clip import VisionConfig, VisionTransformer
 from jreid.models.preprocess import normalize_images
 from jreid.models.pretrained import pretrained_vision_config, pretrained_vision_params
@@ -43,23 +44,33 @@ class ImageReID:
 
   Every method provides: `query_kinds` (the query kinds it can encode),
   `init(rng, batch) -> (params, model_state)`, `loss(params, model_state,
-  batch, rng) -> (loss, (terms, model_state))` and `encode_records(state,
-  records, kind, batch_size) -> features`.
+  batch, rng) -> (loss, (terms, model_state))`, `encode_records(state,
+  records, kind, batch_size) -> features` and, to be exported, `towers` (see
+  jreid.methods.export).
   """
 
   query_kinds = ("image", "sketch", "image+instruction", "image+template")
 
   def __init__(self, config: ConfigDict, num_classes: int):
     self.config = config
-    vision = config.model.vision
-    self._pretrained_vision = None  # read once on the host, so init stays traceable
-    if config.model.init:
-      self.vision = pretrained_vision_config(config.model.init, vision.image_size, vision.dtype, vision.param_dtype)
-      self._pretrained_vision = pretrained_vision_params(config.model.init, self.vision.image_size)
-    else:
-      self.vision = VisionConfig(**vision.to_dict())
+    self.vision = self._vision_config()
+    self.towers = {"vision": self.vision}
+    # Read once on the host, so init stays traceable.
+    self._pretrained_vision = (pretrained_vision_params(config.model.init, self.vision.image_size)
+                               if config.model.init else None)
     self.net = ImageReIDNet(self.vision, num_classes)
     self._encode = None
+
+  def _vision_config(self) -> VisionConfig:
+    """An export's image tower (jreid.methods.export), else config.model.init's at the run's image size, else
+    config.model.vision."""
+    towers = exported_towers(self.config)
+    vision = self.config.model.vision
+    if towers is not None:
+      return VisionConfig(**towers["vision"])
+    if self.config.model.init:
+      return pretrained_vision_config(self.config.model.init, vision.image_size, vision.dtype, vision.param_dtype)
+    return VisionConfig(**vision.to_dict())
 
   def init(self, rng: jax.Array, batch: dict) -> tuple[dict, dict]:
     """Random init; the image tower from config.model.init when it names a converted CLIP."""

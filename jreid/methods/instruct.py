@@ -404,7 +404,7 @@ class InstructReID:
     () for inference. `tokenizer`: default the converted BERT's (model.instruction.bert) with BERT
     instructions, else the run's (jreid.methods.text.method_tokenizer).
 
-    num_classes is checked against the training set's identities (one classifier covers every task).
+    num_classes is checked against a training set's identities (one classifier covers every task).
     """
     self.config = config
     if train_records is None:

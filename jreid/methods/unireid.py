@@ -12,7 +12,6 @@ optional identity classification loss.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import json
@@ -35,11 +34,13 @@ from data_pipelines.records import Record
 from data_pipelines.sketch import sketch as draw
 from jreid import losses
 from jreid.eval.extract import extract_image_features
+from jreid.methods.export import exported_towers
 from jreid.methods.text import TextTokens, method_tokenizer, tokenizer_cache_dir
 from jreid.models.checkpoint_io import CONFIG_FILE, load_clip
 from jreid.models.clip import CLIPConfig, EncoderOutput, TextConfig, TextTransformer, VisionConfig, VisionTransformer
 from jreid.models.pos_embed import resize_pos_embed
 from jreid.models.preprocess import normalize_images
+from jreid.models.tokenizer import Tokenizer
 
 FUSIONS = ("sum", "weighted", "cross_attention")
 SKETCH_SOURCES = ("dataset", "drawn")
@@ -210,17 +211,22 @@ class UNIReID:
 
   query_kinds = ("image", "text", "sketch", "text+sketch", "image+instruction")
 
-  def __init__(self, config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None):
+  def __init__(self, config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None,
+               tokenizer: Tokenizer | None = None):
     """`train_records`: the training set (its captions train the local tokenizer, its sketches pair with the
-    photos); default: read again from config.data."""
+    photos); default: read again from config.data; () for inference. `tokenizer`: default the run's
+    (jreid.methods.text.method_tokenizer)."""
     self.config = config
     if train_records is None:
       train_records = load_data(config.data, config.seed).train
     self.train_set = tuple(train_records)
     if config.loss.positives not in POSITIVES:
       raise ValueError(f"loss.positives must be one of {POSITIVES}, got {config.loss.positives!r}")
-    self.tokenizer = method_tokenizer(config, self.train_set, tokenizer_cache_dir())
+    if tokenizer is None:
+      tokenizer = method_tokenizer(config, self.train_set, tokenizer_cache_dir())
+    self.tokenizer = tokenizer
     self.vision, self.text = self._tower_configs()
+    self.towers = {"vision": self.vision, "text": self.text}
     self.tokens = TextTokens(self.tokenizer, self.text.context_length)
     self.net = UNIReIDNet(self.vision, self.text, config.model.fusion, config.model.fusion_heads,
                           num_classes if config.loss.id_weight else 0)
@@ -228,9 +234,13 @@ class UNIReID:
     self._encoders = {}
 
   def _tower_configs(self) -> tuple[VisionConfig, TextConfig]:
+    """An export's towers (jreid.methods.export), else config.model.init's, else config.model's."""
     m = self.config.model
     dtypes = dict(dtype=m.vision.dtype, param_dtype=m.vision.param_dtype)
-    if m.init:
+    towers = exported_towers(self.config)
+    if towers is not None:
+      vision, text = VisionConfig(**towers["vision"]), TextConfig(**towers["text"])
+    elif m.init:
       with open(os.path.join(m.init, CONFIG_FILE)) as f:
         pretrained = CLIPConfig.from_dict(json.load(f))
       vision = dataclasses.replace(pretrained.vision, image_size=tuple(m.vision.image_size), **dtypes)

@@ -299,9 +299,17 @@ class VisionTransformer(nn.Module):
     if tuple(images.shape[1:]) != (*cfg.image_size, 3):
       raise ValueError(f"expected images [B, {cfg.image_size[0]}, {cfg.image_size[1]}, 3], "
                        f"got {images.shape}")
+    return self.encode_patches(self.patch_embed(images), extra_embedding)
+
+  def encode_patches(self, patches: jax.Array, extra_embedding: jax.Array | None = None) -> EncoderOutput:
+    """Encodes patch embeddings [B, rows, columns, width] (what `patch_embed` makes of the images).
+
+    Front ends other than `patch_embed` (e.g. one patch embedding per image
+    group) call this with their own patch embeddings.
+    """
+    cfg = self.config
     dtype = jnp.dtype(cfg.dtype)
-    x = self.patch_embed(images)
-    x = x.reshape(x.shape[0], -1, cfg.width)
+    x = patches.reshape(patches.shape[0], -1, cfg.width)
     cls = jnp.broadcast_to(self.class_embedding.astype(dtype), (x.shape[0], 1, cfg.width))
     x = jnp.concatenate([cls, x], axis=1) + self.pos_embedding.astype(dtype)
     if extra_embedding is not None:

@@ -1,0 +1,163 @@
+"""An export loads with jreid.load(DIR) alone: without its run, the converted CLIP or BERT, or training data.
+
+For each method (and the towers it can start from), a run's checkpoint is
+exported; the run and the converted weights are then deleted and
+JREID_DATA_DIR points at an empty directory (which must stay empty: no
+dataset is generated and no tokenizer trained there). The loaded model must
+give the features the method gave on the run's state, for every query kind.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import transformers
+
+import jreid
+from configs import image_reid as image_reid_config
+from configs import instruct as instruct_config
+from configs import unified as unified_config
+from configs import unireid as unireid_config
+from data_pipelines import synthetic
+from data_pipelines.datasets import training_records
+from jreid import convert, inference, methods
+from jreid.models import CLIPConfig, TextConfig, VisionConfig, bert, build_local_tokenizer, init_params, save_clip
+from jreid.train import loop
+from jreid.train.checkpoint import Checkpointer
+
+BATCH = 4
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+  directory = str(tmp_path_factory.mktemp("jreid_data"))
+  previous = os.environ.get("JREID_DATA_DIR")
+  os.environ["JREID_DATA_DIR"] = directory
+  yield synthetic.load(size="tiny", seed=0, num_workers=1)
+  if previous is None:
+    del os.environ["JREID_DATA_DIR"]
+  else:
+    os.environ["JREID_DATA_DIR"] = previous
+
+
+def _captions(tiny):
+  return [c for r in tiny.train for c in r.captions]
+
+
+def _clip(directory, tiny) -> str:
+  """A tiny converted CLIP (32 x 32 images, its own BPE tokenizer) in directory/clip."""
+  tokenizer = build_local_tokenizer(_captions(tiny), str(directory / "bpe"), 600)
+  vision = VisionConfig(image_size=(32, 32), patch_size=16, width=32, layers=1, heads=2, mlp_dim=64, embed_dim=16)
+  text = TextConfig(vocab_size=tokenizer.vocab_size, context_length=24, width=32, layers=1, heads=2, mlp_dim=64,
+                    embed_dim=16, eot_token_id=tokenizer.eot_token_id)
+  save_clip(str(directory / "clip"), CLIPConfig(vision, text), init_params(CLIPConfig(vision, text),
+                                                                           jax.random.key(3)), tokenizer)
+  return str(directory / "clip")
+
+
+def _bert(directory, tiny) -> str:
+  """A tiny converted BERT (WordPiece over the captions' words) in directory/bert."""
+  words = sorted({w.strip(".,").lower() for c in _captions(tiny) for w in c.split()})
+  (directory / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+  wordpiece = bert.WordPieceTokenizer(transformers.BertTokenizerFast(vocab_file=str(directory / "vocab.txt")))
+  config = bert.BertConfig(vocab_size=wordpiece.vocab_size, width=24, layers=1, heads=2, mlp_dim=48,
+                           max_positions=64)
+  params = bert.Bert(config).init(jax.random.key(4), jnp.zeros((1, 4), jnp.int32))["params"]
+  bert.save_bert(str(directory / "bert"), config, params, wordpiece)
+  return str(directory / "bert")
+
+
+def _image_reid(weights, tiny):
+  config = image_reid_config.get_config("smoke")
+  config.model.init = _clip(weights, tiny)
+  return config
+
+
+def _unireid(weights, tiny):
+  return unireid_config.get_config("smoke")
+
+
+def _unireid_clip(weights, tiny):
+  config = unireid_config.get_config("smoke")
+  config.model.init = _clip(weights, tiny)
+  return config
+
+
+def _instruct(weights, tiny):
+  return instruct_config.get_config("smoke")
+
+
+def _instruct_clip_bert(weights, tiny):
+  config = instruct_config.get_config("smoke")
+  config.model.init = _clip(weights, tiny)
+  config.model.instruction.update(encoder="bert", bert=_bert(weights, tiny))
+  return config
+
+
+def _unified(weights, tiny):
+  return unified_config.get_config("smoke")
+
+
+CASES = {"image_reid+clip": _image_reid, "unireid": _unireid, "unireid+clip": _unireid_clip, "instruct": _instruct,
+         "instruct+clip+bert": _instruct_clip_bert, "unified": _unified}
+
+
+def _write_run(workdir, config, method):
+  """A run directory (config.json, one checkpoint) of the method's initial state, perturbed; returns the state."""
+  state, _, _ = loop.init_state(config, method, loop.batch_spec(config))
+  rng = np.random.default_rng(0)
+  noisy = jax.tree.map(lambda x: x + jnp.asarray(0.05 * rng.standard_normal(x.shape), x.dtype), state.params)
+  state = state.replace(params=noisy)  # zero-initialised gates and heads take part too
+  workdir.mkdir()
+  checkpointer = Checkpointer(str(workdir / "checkpoints"))
+  checkpointer.save(1, state, {})
+  checkpointer.wait()
+  checkpointer.close()
+  (workdir / "config.json").write_text(config.to_json_best_effort())
+  return state
+
+
+def _queries(tiny, folder):
+  """Captioned photos with an instruction and a template, their image files copied into folder."""
+  folder.mkdir()
+  copy = lambda path: shutil.copy(path, folder / f"{len(os.listdir(folder))}{os.path.splitext(path)[1]}")
+  photos = [r for r in tiny.train if r.modality == "rgb" and r.captions and r.instruction and r.template][:5]
+  assert len(photos) == 5
+  return [dataclasses.replace(r, path=copy(r.path), template=copy(r.template)) for r in photos]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_export_loads_without_run_weights_or_data(case, tiny, tmp_path, monkeypatch):
+  weights = tmp_path / "weights"
+  weights.mkdir()
+  config = CASES[case](weights, tiny)
+  method = methods.build(config, tiny.num_train_ids, training_records(tiny, config.data.train_modalities))
+  state = _write_run(tmp_path / "run", config, method)
+  queries = _queries(tiny, tmp_path / "queries")
+  expected = {kind: method.encode_records(state, queries, kind, BATCH) for kind in method.query_kinds}
+
+  convert.main(["export", "--workdir", str(tmp_path / "run"), "--dst", str(tmp_path / "model")])
+  shutil.rmtree(tmp_path / "run")
+  shutil.rmtree(weights)
+  empty = tmp_path / "empty_data"
+  empty.mkdir()
+  monkeypatch.setenv("JREID_DATA_DIR", str(empty))
+
+  encoder = jreid.load(str(tmp_path / "model"), batch_size=BATCH)
+  assert encoder.query_kinds == method.query_kinds
+  for kind, features in expected.items():
+    np.testing.assert_allclose(encoder.encode(kind, queries), features, atol=1e-5, err_msg=kind)
+  assert os.listdir(empty) == []
+  exported = inference.read_spec(str(tmp_path / "model"))["config"]
+  assert exported["model"]["init"] == "" and str(weights) not in json.dumps(exported)
+
+
+def test_an_export_of_the_first_format_is_a_clear_error(tmp_path):
+  (tmp_path / "export.json").write_text(json.dumps({"format": inference.FORMAT, "version": 1}))
+  with pytest.raises(ValueError, match="version 1, expected 2: export the run again"):
+    jreid.load(str(tmp_path))

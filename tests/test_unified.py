@@ -1,0 +1,153 @@
+"""The unified model (configs/unified.py): nine tasks, shared image tower, N-task dynamic weighting, fusion."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import unified as unified_config
+from data_pipelines import mixing
+from data_pipelines.datasets import training_records
+from jreid import losses, methods
+from jreid.eval import tasks as eval_tasks
+from jreid.methods import instruct
+from jreid.train import loop
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_synthetic):
+  return tiny_synthetic
+
+
+@pytest.fixture(scope="module")
+def method(tiny):
+  config = unified_config.get_config("smoke")
+  return methods.build(config, tiny.num_train_ids, training_records(tiny, config.data.train_modalities))
+
+
+@pytest.fixture(scope="module")
+def batch(method, tiny):
+  """One batch with one identity of each of the nine tasks."""
+  config = method.config
+  spec = dataclasses.replace(loop.batch_spec(config), num_ids=len(config.data.tasks))
+  records = training_records(tiny, config.data.train_modalities)
+  return {k: jnp.asarray(v) for k, v in
+          next(iter(mixing.mixed_dataset(method.train_tasks(records, spec), "mixed", config.seed))).items()}
+
+
+def test_task_weights_reduce_to_unireid_for_two_tasks():
+  rng = np.random.default_rng(0)
+  loss_a, loss_b = rng.uniform(0.05, 3, 16), rng.uniform(0.05, 3, 16)
+  w_a, w_b = losses.task_aware_weights(jnp.asarray(loss_a), jnp.asarray(loss_b))
+  both = jax.vmap(lambda a, b: losses.task_weights(jnp.exp(-jnp.stack([a, b])), jnp.ones(2, bool)))(
+      jnp.asarray(loss_a), jnp.asarray(loss_b))
+  np.testing.assert_allclose(np.asarray(both), np.stack([w_a, w_b], 1), rtol=1e-5)
+
+
+def test_task_weights_of_three_tasks_by_hand():
+  p = np.array([0.2, 0.5, 0.8])
+  harmonic = 3 / np.sum(1 / p)
+  expected = [(0.65) * harmonic, (0.5) * harmonic, (0.35) * harmonic]  # mean of the two others' p
+  np.testing.assert_allclose(losses.task_weights(jnp.asarray(p), jnp.ones(3, bool)), expected, rtol=1e-6)
+  # A task not seen yet gets no weight and leaves the others as if it did not exist.
+  unseen = losses.task_weights(jnp.asarray([0.2, 0.5, 0.0]), jnp.asarray([True, True, False]))
+  pair = losses.task_weights(jnp.asarray([0.2, 0.5]), jnp.ones(2, bool))
+  np.testing.assert_allclose(unseen, [*pair, 0.0], rtol=1e-6)
+
+
+def test_update_confidence_by_hand():
+  confidence, seen = jnp.asarray([0.5, 0.0, 0.3]), jnp.asarray([True, False, True])
+  task = jnp.asarray([0, 0, 1, 1, 1])
+  row_loss = jnp.asarray([1.0, 3.0, 0.5, 0.5, 2.0])
+  new, new_seen = losses.update_confidence(confidence, seen, task, row_loss, jnp.ones(5, bool), 0.9)
+  np.testing.assert_allclose(new, [0.9 * 0.5 + 0.1 * np.exp(-2.0), np.exp(-1.0), 0.3], rtol=1e-6)
+  assert list(np.asarray(new_seen)) == [True, True, True]
+
+
+def test_every_task_has_rows_of_its_kind(method, batch):
+  names = method.config.data.tasks
+  assert set(names) == set(instruct.ALL_TASKS)
+  kinds, task = np.asarray(batch["instruction_kind"]), np.asarray(batch["task"])
+  expected = {"traditional": {instruct.TEXT}, "clothes_changing": {instruct.TEXT},
+              "visible_infrared": {instruct.TEXT}, "text": {instruct.CAPTION},
+              "clothes_template": {instruct.TEMPLATE}, "language_instructed": {instruct.TEXT},
+              "cross_resolution": {instruct.NONE}, "sketch": {instruct.NONE},
+              "text+sketch": {instruct.NONE, instruct.FUSION}}
+  for t, name in enumerate(names):
+    assert set(kinds[task == t]) <= expected[name] and len(kinds[task == t]), name
+
+
+def test_one_image_tower_and_the_sum_fusion(method, batch):
+  params, model_state = method.init(jax.random.key(0), batch)
+  assert "template" not in params  # clothes templates go through the image tower
+  variables = {"params": params, **model_state}
+  net = method.net
+  out = net.apply(variables, batch["image"], batch["instruction"], batch["template"], batch["instruction_kind"])
+  kind = np.asarray(batch["instruction_kind"])
+  image = net.apply(variables, batch["image"], batch["instruction"], batch["template"],
+                    jnp.full_like(batch["instruction_kind"], instruct.NONE), method=instruct.InstructNet.encode_queries)
+  text = net.apply(variables, batch["instruction"], method=lambda m, t: m.encode_text(t)[2])
+  fusion = kind == instruct.FUSION
+  assert fusion.any()
+  # FUSION rows: the sketch's embedding plus its caption's (the gates are closed at init, so no editing).
+  unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
+  raw_image = np.asarray(out.feature) - np.where(fusion[:, None], np.asarray(text), 0)
+  np.testing.assert_allclose(unit(raw_image), np.asarray(image), atol=1e-5)
+  # Template rows: the instruction embedding is the image tower's embedding of the template.
+  rows = kind == instruct.TEMPLATE
+  template = net.apply(variables, batch["template"][rows], method=instruct.InstructNet.encode_template)
+  np.testing.assert_allclose(np.asarray(out.instruction.embedding)[rows], np.asarray(template.embedding), atol=1e-5)
+
+
+def test_dynamic_weights_scale_each_rows_losses(method, batch):
+  params, model_state = method.init(jax.random.key(0), batch)
+  total, (terms, updates) = method.loss(params, model_state, batch, jax.random.key(1))
+  cfg = method.config.loss
+  config = method.config.copy_and_resolve_references()
+  config.loss.dynamic = False
+  fixed = methods.build(config, method.identities.__len__(), method.train_set)
+  _, (fixed_terms, _) = fixed.loss(params, {k: v for k, v in model_state.items() if k != "task_stats"}, batch,
+                                   jax.random.key(1))
+  # The first batch sets each task's confidence to exp(-its mean row loss) (identity CE; InfoNCE for text).
+  out = method.net.apply({"params": params, **model_state}, batch["image"], batch["instruction"], batch["template"],
+                         batch["instruction_kind"], train=True, mutable=["batch_stats"])[0]
+  labels, kind, task = (np.asarray(batch[k]) for k in ("identity", "instruction_kind", "task"))
+  logits = np.asarray(out.logits, np.float64)
+  log_p = logits - logits.max(1, keepdims=True)
+  log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+  n = logits.shape[1]
+  smooth = (1 - cfg.label_smoothing) * np.eye(n)[labels] + cfg.label_smoothing / n
+  ce = -(smooth * log_p).sum(1)
+  reid = kind != instruct.CAPTION
+  num_tasks = len(method.config.data.tasks)
+  confidence = np.asarray(updates["task_stats"]["confidence"])
+  for t in range(num_tasks):
+    if reid[task == t].all():
+      np.testing.assert_allclose(confidence[t], np.exp(-ce[task == t].mean()), rtol=1e-4)
+  p = confidence
+  w = np.array([(np.delete(p, t).mean()) * num_tasks / np.sum(1 / p) for t in range(num_tasks)])
+  weights = cfg.dynamic_alpha * (1 + w[task]) ** cfg.dynamic_gamma
+  assert weights.max() > 1.0001  # the weighting is not vacuous
+  np.testing.assert_allclose(float(terms["id"]), np.sum(weights * ce * reid) / reid.sum(), rtol=1e-4)
+  np.testing.assert_allclose(float(fixed_terms["id"]), np.sum(ce * reid) / reid.sum(), rtol=1e-4)
+
+
+def test_missing_modality_tasks(tiny):
+  chosen = {name: tiny.tasks[name] for name in ("text+sketch", "clothes_template", "traditional")}
+  variants = eval_tasks.missing_modality_tasks(chosen)
+  assert set(variants) == {"text+sketch / no text", "text+sketch / no sketch", "clothes_template / no instruction"}
+  parent, no_text = variants["text+sketch / no text"]
+  assert parent == "text+sketch" and no_text.query_kind == "sketch" and all(not q.captions for q in no_text.query)
+  assert variants["text+sketch / no sketch"][1].query_kind == "text"
+  bare = variants["clothes_template / no instruction"][1]
+  assert bare.query_kind == "image" and all(not q.template and not q.instruction for q in bare.query)
+  assert bare.gallery == tiny.tasks["clothes_template"].gallery
+  results = {"a": {"protocol": "standard", "queries": 1, **{k: 0.5 for k in eval_tasks.REPORTED},
+                   "chance_mAP": 0.1, "chance_rank1": 0.1},
+             "a / no text": {"protocol": "standard", "queries": 1, **{k: 0.1 for k in eval_tasks.REPORTED},
+                             "chance_mAP": 0.1, "chance_rank1": 0.1, "variant_of": "a"}}
+  table = eval_tasks.summary_table(results)
+  mean_row = next(line for line in table.splitlines() if line.startswith("| **mean**"))
+  assert "| 50.0 |" in mean_row and "a / no text" in table.split("mean")[1]
