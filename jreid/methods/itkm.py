@@ -1,0 +1,287 @@
+"""ITKM (Pang et al., AAAI 2026): unsupervised multi-scenario ReID in three stages (METHODS.md, ITKM).
+
+No identity label is used. The training images of each scenario
+(visible-infrared, clothes-change, cross-resolution) are split into two
+homogeneous groups; the image encoder (jreid.models.scenario_vit) has one
+patch embedding per group and a scenario embedding. Every round, the images
+of each (scenario, group) "domain" are clustered (jreid.methods.itkm_rounds);
+the train step reads the round's state from `model_state['round']`.
+
+- Stage I (`image_loss(heterogeneous=False)`): ℓ_homo against the cluster
+  memory of the image's own domain, momentum-updated inside the step.
+- Stage II (`prompt_loss`): M learned token embeddings per pseudo identity in
+  "A photo of a X₁…X_M person.", read by the frozen text tower, against the
+  image features of Stage I's final encoder, frozen (ℓ_i2t + ℓ_t2i + λ ℓ_sep;
+  the paper's "second pre-trained CLIP" would put them in the untuned
+  encoder's space, which ℓ_tg then compares with the tuned one's).
+- Stage III (`image_loss(heterogeneous=True)`): ℓ_homo + ℓ_chm + ℓ_ihm + λ₂ ℓ_tg.
+
+Parameters: {'image': the encoder, 'prompts': [C, M, width]}; the frozen text
+tower lives in model_state['text_tower'], and, when the clothes-change
+scenario is trained, the encoder's initial parameters in
+model_state['initial'] (its features decide the clothes-change groups, by the
+k-means centroids of the round state, for training and test images alike).
+The multi-stage driver is jreid.train.stages (`trainer`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ml_collections import ConfigDict
+
+from data_pipelines.datasets import load_data
+from data_pipelines.pipeline import eval_batches
+from data_pipelines.records import Record
+from jreid.cluster.memory import momentum_update
+from jreid.losses import itkm as itkm_losses
+from jreid.methods.itkm_rounds import RoundState, empty_round
+from jreid.methods.text import method_tokenizer, tokenizer_cache_dir
+from jreid.models.checkpoint_io import CONFIG_FILE, load_clip
+from jreid.models.clip import CLIPConfig, TextConfig, TextTransformer, VisionConfig
+from jreid.models.pos_embed import resize_pos_embed
+from jreid.models.preprocess import normalize_images
+from jreid.models.scenario_vit import ScenarioViT
+from jreid.train import stages
+
+SCENARIOS = ("visible_infrared", "clothes_change", "cross_resolution")
+CLUSTER_MATCHING = ("chm", "image", "none")
+PROMPT_PREFIX, PROMPT_SUFFIX = "A photo of a", "person."
+
+
+def unit(x: jax.Array) -> jax.Array:
+  x = x.astype(jnp.float32)
+  return x / jnp.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
+
+
+def record_group(record: Record) -> int:
+  """The homogeneous group a record's scenario fixes: infrared or low resolution 1, else 0; -1 for
+  clothes change (decided by k-means on the initial features)."""
+  if record.scenario == "clothes_change":
+    return -1
+  return int(record.modality == "ir" or record.scale > 1)
+
+
+def prompt_template(tokenizer, context_length: int, num_learned: int) -> tuple[np.ndarray, int]:
+  """(token ids [context_length] of "A photo of a X₁…X_M person.", position of X₁).
+
+  The ids at the M learned positions are placeholders (the prefix's last
+  token): their embeddings are replaced by the learned ones.
+  """
+  prefix, suffix = (tokenizer.encode(text, context_length)[0] for text in (PROMPT_PREFIX, PROMPT_SUFFIX))
+  inner = [row[1:list(row).index(tokenizer.eot_token_id)] for row in (prefix, suffix)]
+  tokens = [tokenizer.sot_token_id, *inner[0], *[inner[0][-1]] * num_learned, *inner[1], tokenizer.eot_token_id]
+  if len(tokens) > context_length:
+    raise ValueError(f"the prompt needs {len(tokens)} tokens; model.text.context_length is {context_length}")
+  ids = np.full(context_length, tokenizer.pad_token_id, np.int32)
+  ids[:len(tokens)] = tokens
+  return ids, 1 + len(inner[0])
+
+
+class ImageNet(nn.Module):
+  """uint8 images, groups, scenarios -> L2-normalised projected features [B, D] (fp32)."""
+
+  vision: VisionConfig
+  num_scenarios: int
+  scenario_embedding: bool
+  scenario_init_std: float
+
+  @nn.compact
+  def __call__(self, images: jax.Array, group: jax.Array, scenario: jax.Array) -> jax.Array:
+    x = normalize_images(images, jnp.dtype(self.vision.dtype))
+    out = ScenarioViT(self.vision, self.num_scenarios, 2, self.scenario_embedding, self.scenario_init_std,
+                      name="encoder")(x, group, scenario)
+    return unit(out.embedding)
+
+
+class ITKM:
+  """The method object (interface: jreid.methods.image_reid.ImageReID), trained by jreid.train.stages."""
+
+  query_kinds = ("image",)
+  trainer = stages
+  scenario_names = SCENARIOS
+  clothes_change_index = SCENARIOS.index("clothes_change")
+
+  def __init__(self, config: ConfigDict, train_records: Sequence[Record] | None = None, tokenizer=None):
+    """`train_records`: the training set (default: read from config.data); ITKM trains on the records of
+    config.itkm.scenarios, without their identities. `tokenizer`: instead of the run's (jreid.methods.text)."""
+    self.config = config
+    if train_records is None:
+      train_records = load_data(config.data, config.seed).train
+    cfg = config.itkm
+    unknown = set(cfg.scenarios) - set(SCENARIOS)
+    if unknown or not cfg.scenarios:
+      raise ValueError(f"itkm.scenarios must be a non-empty subset of {SCENARIOS}, got {tuple(cfg.scenarios)}")
+    if cfg.cluster_matching not in CLUSTER_MATCHING:
+      raise ValueError(f"itkm.cluster_matching must be one of {CLUSTER_MATCHING}, got {cfg.cluster_matching!r}")
+    self.records = tuple(r for r in train_records if r.scenario in cfg.scenarios)
+    if not self.records:
+      raise ValueError(f"no training record belongs to the scenarios {tuple(cfg.scenarios)}")
+    self.scenario = np.array([SCENARIOS.index(r.scenario) for r in self.records], np.int32)
+    self.group = np.array([record_group(r) for r in self.records], np.int32)
+    self.capacity = cfg.max_clusters or len(self.records)
+    self.tokenizer = tokenizer or method_tokenizer(config, train_records, tokenizer_cache_dir())
+    self.vision, self.text = self._tower_configs()
+    self.template, self.learned_at = prompt_template(self.tokenizer, self.text.context_length, cfg.num_prompt_tokens)
+    self.image_net = ImageNet(self.vision, len(SCENARIOS), cfg.scenario_embedding, cfg.scenario_init_std)
+    self.text_net = TextTransformer(self.text)
+    self._pretrained = self._pretrained_towers() if config.model.init else {}  # on the host: init stays traceable
+    self._encode = jax.jit(self.image_net.apply)
+
+  @property
+  def trains_clothes_change(self) -> bool:
+    return "clothes_change" in self.config.itkm.scenarios
+
+  def _tower_configs(self) -> tuple[VisionConfig, TextConfig]:
+    m = self.config.model
+    dtypes = dict(dtype=m.vision.dtype, param_dtype=m.vision.param_dtype)
+    if m.init:
+      with open(os.path.join(m.init, CONFIG_FILE)) as f:
+        pretrained = CLIPConfig.from_dict(json.load(f))
+      vision = dataclasses.replace(pretrained.vision, image_size=tuple(m.vision.image_size), **dtypes)
+      text = dataclasses.replace(pretrained.text, **dtypes)
+    else:
+      vision = VisionConfig(**m.vision.to_dict())
+      text = TextConfig(**{**m.text.to_dict(), "vocab_size": self.tokenizer.vocab_size, "embed_dim": vision.embed_dim,
+                           "eot_token_id": self.tokenizer.eot_token_id, **dtypes})
+    if vision.embed_dim != text.embed_dim:
+      raise ValueError(f"the towers' embed_dim differ: vision {vision.embed_dim}, text {text.embed_dim}")
+    return vision, text
+
+  def _pretrained_towers(self) -> dict:
+    """{'vision', 'text'} parameters of the converted CLIP, the position grid resized to the image size."""
+    model, pretrained, _ = load_clip(self.config.model.init)
+    towers = {tower: jax.tree.map(np.asarray, pretrained[tower]) for tower in ("vision", "text")}
+    if model.config.vision.grid != self.vision.grid:
+      towers["vision"]["pos_embedding"] = resize_pos_embed(towers["vision"]["pos_embedding"],
+                                                           model.config.vision.grid, self.vision.grid)
+    return towers
+
+  def init(self, rng: jax.Array, batch: dict) -> tuple[dict, dict]:
+    """Both patch embeddings start as the (pretrained or random) ViT's; prompts ~ N(0, 0.02²)."""
+    image_rng, text_rng, prompt_rng = jax.random.split(rng, 3)
+    images, zeros = jnp.asarray(batch["image"][:2]), jnp.zeros((2,), jnp.int32)
+    image = dict(self.image_net.init(image_rng, images, zeros, zeros)["params"]["encoder"])
+    text = self.text_net.init(text_rng, jnp.asarray(self.template)[None])["params"]
+    if self._pretrained:
+      image["vision"] = _loaded(self._pretrained["vision"], image["vision"], self.config.model.init, "image")
+      text = _loaded(self._pretrained["text"], text, self.config.model.init, "text")
+    image["patch_embed_1"] = image["vision"]["patch_embed"]
+    image = {"encoder": image}
+    prompts = 0.02 * jax.random.normal(prompt_rng, (self.capacity, self.config.itkm.num_prompt_tokens,
+                                                    self.text.width), jnp.dtype(self.text.param_dtype))
+    model_state = {
+        "round": empty_round(len(self.records), self.capacity, self.vision.embed_dim, self.config.itkm.ihm_k),
+        "text_tower": text,
+        "initial": image if self.trains_clothes_change else {},
+    }
+    return {"image": image, "prompts": prompts}, model_state
+
+  def image_features(self, image_params, images: jax.Array, group: jax.Array, scenario: jax.Array) -> jax.Array:
+    return self.image_net.apply({"params": image_params}, images, group, scenario)
+
+  def prompt_features(self, text_params, prompts: jax.Array) -> jax.Array:
+    """L2-normalised text features [B, D] of the prompts of learned tokens [B, M, width]."""
+    ids = jnp.broadcast_to(jnp.asarray(self.template), (prompts.shape[0], len(self.template)))
+    embedded = self.text_net.apply({"params": text_params}, ids, method=lambda m, x: m.token_embedding(x))
+    embedded = jax.lax.dynamic_update_slice_in_dim(embedded, prompts.astype(embedded.dtype), self.learned_at, 1)
+    return unit(self.text_net.apply({"params": text_params}, ids, embedded).embedding)
+
+  def image_loss(self, heterogeneous: bool):
+    """The loss of Stage I (ℓ_homo) or, heterogeneous, Stage III; batch['sample'] holds the rows' image indices."""
+    cfg = self.config.itkm
+
+    def loss(params, model_state, batch, rng):
+      del rng
+      rs: RoundState = model_state["round"]
+      sample = batch["sample"]
+      label, domain = rs.labels[sample], rs.domain[sample]
+      f = self.image_features(params["image"], batch["image"], domain % 2, domain // 2)
+      own = rs.cluster_domain[None, :] == domain[:, None]
+      terms = {"homo": itkm_losses.prototype_contrast(f, rs.memory, label, own, cfg.temperature)}
+      total = terms["homo"]
+      if heterogeneous:
+        other = rs.cluster_domain[None, :] == (domain ^ 1)[:, None]
+        if cfg.cluster_matching != "none":
+          partner = jnp.where(label >= 0, rs.partner[jnp.clip(label, 0)], -1)
+          terms["chm"] = itkm_losses.prototype_contrast(f, rs.memory, partner, other, cfg.temperature)
+          total = total + terms["chm"]
+        if cfg.ihm:
+          other_images = rs.domain[None, :] == (domain ^ 1)[:, None]
+          terms["ihm"] = itkm_losses.instance_positive_contrast(f, rs.bank, rs.positives[sample], other_images,
+                                                                cfg.temperature)
+          total = total + terms["ihm"]
+        if cfg.text_guided_weight:
+          terms["tg"] = itkm_losses.text_guided(f, rs.instance_text[sample], rs.cluster_text, own, cfg.temperature)
+          total = total + cfg.text_guided_weight * terms["tg"]
+      memory = momentum_update(rs.memory, jax.lax.stop_gradient(f), label, cfg.momentum)
+      return total, (terms, {**model_state, "round": rs.replace(memory=memory)})
+
+    return loss
+
+  def prompt_loss(self, params, model_state, batch, rng):
+    """Stage II: the learned tokens of the rows' clusters against the round's frozen image features."""
+    del rng
+    cfg = self.config.itkm
+    rs: RoundState = model_state["round"]
+    sample = batch["sample"]
+    label = rs.labels[sample]
+    images = rs.bank[sample]
+    texts = self.prompt_features(model_state["text_tower"], params["prompts"][label])
+    terms = {
+        "i2t": itkm_losses.image_to_text(images, texts, cfg.text_temperature),
+        "t2i": itkm_losses.text_to_image(images, texts, label, cfg.text_temperature),
+    }
+    total = terms["i2t"] + terms["t2i"]
+    if cfg.separation_weight:
+      terms["sep"] = itkm_losses.scenario_separation(texts, rs.domain[sample] // 2, cfg.separation_margin)
+      total = total + cfg.separation_weight * terms["sep"]
+    return total, (terms, model_state)
+
+  def extract(self, image_params, records: Sequence[Record], group: np.ndarray, scenario: np.ndarray,
+              batch_size: int) -> np.ndarray:
+    """Features [N, D] of the records' images (no augmentation) with the given groups and scenarios."""
+    chunks, start = [], 0
+    pad = lambda x: np.pad(x, (0, batch_size - len(x)))  # noqa: E731
+    for images, count in eval_batches(records, self.vision.image_size, batch_size):
+      rows = slice(start, start + count)
+      chunks.append(self._encode({"params": image_params}, images, pad(group[rows]), pad(scenario[rows]))[:count])
+      start += count
+    return np.asarray(jax.device_get(jnp.concatenate(chunks)), np.float32)
+
+  def record_groups(self, state, records: Sequence[Record], batch_size: int) -> np.ndarray:
+    """Groups of evaluation records: by modality / resolution, clothes change by the nearest k-means centroid
+    of the initial features."""
+    group = np.array([record_group(r) for r in records], np.int32)
+    undecided = np.flatnonzero(group < 0)
+    if len(undecided):
+      if not self.trains_clothes_change:
+        group[undecided] = 0
+      else:
+        subset = [records[i] for i in undecided]
+        scenario = np.full(len(subset), SCENARIOS.index("clothes_change"), np.int32)
+        initial = self.extract(state.model_state["initial"], subset, np.zeros_like(scenario), scenario, batch_size)
+        centroids = np.asarray(state.model_state["round"].group_centroids)
+        group[undecided] = np.argmax(initial @ centroids.T, axis=1)
+    return group
+
+  def encode_records(self, state, records: Sequence[Record], kind: str, batch_size: int) -> np.ndarray:
+    """Features [N, D] of evaluation records (image queries and galleries), with their scenario and group."""
+    if kind not in self.query_kinds:
+      raise ValueError(f"itkm cannot encode {kind!r} queries; it encodes {self.query_kinds}")
+    scenario = np.array([SCENARIOS.index(r.scenario) if r.scenario in SCENARIOS else -1 for r in records], np.int32)
+    return self.extract(state.params["image"], records, self.record_groups(state, records, batch_size), scenario,
+                        batch_size)
+
+
+def _loaded(loaded, reference, directory: str, tower: str):
+  if jax.tree.map(np.shape, loaded) != jax.tree.map(jnp.shape, reference):
+    raise ValueError(f"{directory}: {tower} tower parameters do not match the model built from it")
+  return jax.tree.map(lambda x, ref: jnp.asarray(x, ref.dtype), loaded, reference)
