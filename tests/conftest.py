@@ -30,7 +30,7 @@ def tiny_records(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_synthetic(tmp_path_factory):
+def tiny(tmp_path_factory):
   """The tiny synthetic set, with JREID_DATA_DIR (its cache and the tokenizers') in a fresh folder for the module."""
   from data_pipelines import synthetic
   previous = os.environ.get("JREID_DATA_DIR")

@@ -1,7 +1,6 @@
 """Instruct-ReID on the tiny synthetic set: task views, instruction companions, losses, encoding, train + evaluate."""
 
 import dataclasses
-import os
 import pickle
 
 import jax
@@ -11,7 +10,7 @@ import pytest
 import transformers
 
 from configs import instruct as instruct_config
-from data_pipelines import instructions, mixing, synthetic
+from data_pipelines import instructions, mixing
 from data_pipelines.datasets import training_records
 from jreid import methods
 from jreid.eval import protocols
@@ -22,23 +21,6 @@ from jreid.train import loop
 from jreid.train.state import TrainState
 
 SIX = instruct_config.TASKS
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  directory = str(tmp_path_factory.mktemp("jreid_data"))
-  previous = os.environ.get("JREID_DATA_DIR")
-  os.environ["JREID_DATA_DIR"] = directory
-  yield directory
-  if previous is None:
-    del os.environ["JREID_DATA_DIR"]
-  else:
-    os.environ["JREID_DATA_DIR"] = previous
-
-
-@pytest.fixture(scope="module")
-def tiny(data_dir):
-  return synthetic.load(size="tiny", seed=0, num_workers=1)
 
 
 def _config(**model):

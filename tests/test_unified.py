@@ -17,11 +17,6 @@ from jreid.train import loop
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_synthetic):
-  return tiny_synthetic
-
-
-@pytest.fixture(scope="module")
 def method(tiny):
   config = unified_config.get_config("smoke")
   return methods.build(config, tiny.num_train_ids, training_records(tiny, config.data.train_modalities))

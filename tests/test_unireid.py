@@ -11,7 +11,7 @@ import pytest
 
 from configs import unireid as unireid_config
 from data_pipelines import images as image_ops
-from data_pipelines import pipeline, synthetic
+from data_pipelines import pipeline
 from jreid import methods
 from jreid.eval.tasks import evaluate_tasks
 from jreid.methods import text as text_lib
@@ -19,23 +19,6 @@ from jreid.methods.unireid import UNIReID, UNIReIDNet, draw_sketch, is_training_
 from jreid.models import CLIPConfig, TextConfig, VisionConfig, build_local_tokenizer, init_params, save_clip
 from jreid.train import loop
 from jreid.train.step import make_train_step
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  directory = str(tmp_path_factory.mktemp("jreid_data"))
-  previous = os.environ.get("JREID_DATA_DIR")
-  os.environ["JREID_DATA_DIR"] = directory
-  yield directory
-  if previous is None:
-    del os.environ["JREID_DATA_DIR"]
-  else:
-    os.environ["JREID_DATA_DIR"] = previous
-
-
-@pytest.fixture(scope="module")
-def tiny(data_dir):
-  return synthetic.load(size="tiny", seed=0, num_workers=1)
 
 
 @pytest.fixture(scope="module")

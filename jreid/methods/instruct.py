@@ -43,10 +43,10 @@ from jreid import losses
 from jreid.methods.export import exported_towers
 from jreid.methods.text import TextTokens, method_tokenizer, tokenizer_cache_dir
 from jreid.models import bert as bert_lib
-from jreid.models.checkpoint_io import CONFIG_FILE, load_clip
+from jreid.models.checkpoint_io import CONFIG_FILE
 from jreid.models.clip import CLIPConfig, EncoderOutput, TextConfig, TextTransformer, VisionConfig, VisionTransformer
 from jreid.models.editing import AttentionFusion, EditingVisionTransformer
-from jreid.models.pos_embed import resize_pos_embed
+from jreid.models.pretrained import pretrained_towers
 from jreid.models.preprocess import normalize_images
 from jreid.models.reid_head import BNNeckHead
 from jreid.models.tokenizer import Tokenizer
@@ -509,15 +509,10 @@ class InstructReID:
     towers = {}
     m = self.config.model
     if m.init:
-      model, pretrained, _ = load_clip(m.init)
-      image_towers = ["vision"] + ([] if self.net.shared_template else ["template"])
-      for tower, cfg in zip(image_towers, (self.vision, self.template)):
-        towers[tower] = jax.tree.map(np.asarray, pretrained["vision"])
-        if model.config.vision.grid != cfg.grid:
-          towers[tower]["pos_embedding"] = resize_pos_embed(towers[tower]["pos_embedding"], model.config.vision.grid,
-                                                            cfg.grid)
-      if self.text is not None:
-        towers["text"] = jax.tree.map(np.asarray, pretrained["text"])
+      sizes = {"vision": self.vision.image_size}
+      if not self.net.shared_template:
+        sizes["template"] = self.template.image_size
+      towers.update(pretrained_towers(m.init, sizes, text=self.text is not None))
     if self.bert is not None and m.instruction.bert:  # an export's config names no BERT
       towers["bert"] = jax.tree.map(np.asarray, bert_lib.load_bert(m.instruction.bert)[1])
     return towers

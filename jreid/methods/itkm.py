@@ -44,9 +44,9 @@ from jreid.cluster.memory import momentum_update
 from jreid.losses import itkm as itkm_losses
 from jreid.methods.itkm_rounds import RoundState, empty_round
 from jreid.methods.text import method_tokenizer, tokenizer_cache_dir
-from jreid.models.checkpoint_io import CONFIG_FILE, load_clip
+from jreid.models.checkpoint_io import CONFIG_FILE
 from jreid.models.clip import CLIPConfig, TextConfig, TextTransformer, VisionConfig
-from jreid.models.pos_embed import resize_pos_embed
+from jreid.models.pretrained import pretrained_towers
 from jreid.models.preprocess import normalize_images
 from jreid.models.scenario_vit import ScenarioViT
 from jreid.train import stages
@@ -157,12 +157,7 @@ class ITKM:
 
   def _pretrained_towers(self) -> dict:
     """{'vision', 'text'} parameters of the converted CLIP, the position grid resized to the image size."""
-    model, pretrained, _ = load_clip(self.config.model.init)
-    towers = {tower: jax.tree.map(np.asarray, pretrained[tower]) for tower in ("vision", "text")}
-    if model.config.vision.grid != self.vision.grid:
-      towers["vision"]["pos_embedding"] = resize_pos_embed(towers["vision"]["pos_embedding"],
-                                                           model.config.vision.grid, self.vision.grid)
-    return towers
+    return pretrained_towers(self.config.model.init, {"vision": self.vision.image_size}, text=True)
 
   def init(self, rng: jax.Array, batch: dict) -> tuple[dict, dict]:
     """Both patch embeddings start as the (pretrained or random) ViT's; prompts ~ N(0, 0.02²)."""

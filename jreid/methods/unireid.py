@@ -36,9 +36,9 @@ from jreid import losses
 from jreid.eval.extract import extract_image_features
 from jreid.methods.export import exported_towers
 from jreid.methods.text import TextTokens, method_tokenizer, tokenizer_cache_dir
-from jreid.models.checkpoint_io import CONFIG_FILE, load_clip
+from jreid.models.checkpoint_io import CONFIG_FILE
 from jreid.models.clip import CLIPConfig, EncoderOutput, TextConfig, TextTransformer, VisionConfig, VisionTransformer
-from jreid.models.pos_embed import resize_pos_embed
+from jreid.models.pretrained import pretrained_towers
 from jreid.models.preprocess import normalize_images
 from jreid.models.tokenizer import Tokenizer
 
@@ -279,12 +279,7 @@ class UNIReID:
 
   def _pretrained_towers(self) -> dict:
     """{'vision', 'text'} parameters of the converted CLIP, the position grid resized to the image size."""
-    model, pretrained, _ = load_clip(self.config.model.init)
-    towers = {tower: jax.tree.map(np.asarray, pretrained[tower]) for tower in ("vision", "text")}
-    if model.config.vision.grid != self.vision.grid:
-      towers["vision"]["pos_embedding"] = resize_pos_embed(towers["vision"]["pos_embedding"],
-                                                           model.config.vision.grid, self.vision.grid)
-    return towers
+    return pretrained_towers(self.config.model.init, {"vision": self.vision.image_size}, text=True)
 
   def loss(self, params, model_state, batch, rng):
     del rng

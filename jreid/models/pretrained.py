@@ -21,12 +21,23 @@ def pretrained_vision_config(directory: str, image_size: tuple[int, int], dtype:
                              param_dtype=param_dtype)
 
 
+def pretrained_towers(directory: str, image_sizes: dict[str, tuple[int, int]], text: bool = False) -> dict[str, Any]:
+  """Host copies of a converted CLIP's towers, read once: its image tower under each name of `image_sizes`
+  (position grid resized bicubically to that size), and with `text` its text tower as 'text'."""
+  model, params, _ = load_clip(directory)
+  towers = {}
+  for name, image_size in image_sizes.items():
+    vision = jax.tree_util.tree_map(np.asarray, params["vision"])
+    src = model.config.vision.grid
+    dst = dataclasses.replace(model.config.vision, image_size=tuple(image_size)).grid
+    if src != dst:
+      vision["pos_embedding"] = resize_pos_embed(vision["pos_embedding"], src, dst)
+    towers[name] = vision
+  if text:
+    towers["text"] = jax.tree_util.tree_map(np.asarray, params["text"])
+  return towers
+
+
 def pretrained_vision_params(directory: str, image_size: tuple[int, int]) -> Any:
   """The image tower's parameters, position grid resized (bicubic) to image_size once."""
-  model, params, _ = load_clip(directory)
-  vision = jax.tree_util.tree_map(np.asarray, params["vision"])
-  src = model.config.vision.grid
-  dst = dataclasses.replace(model.config.vision, image_size=tuple(image_size)).grid
-  if src != dst:
-    vision["pos_embedding"] = resize_pos_embed(vision["pos_embedding"], src, dst)
-  return vision
+  return pretrained_towers(directory, {"vision": image_size})["vision"]
