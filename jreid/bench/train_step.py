@@ -1,27 +1,41 @@
-"""Train-step speed: the image_reid step (CLIP ViT-B/16 at 256x128, bf16) in images/s and MFU.
+"""Train-step speed: a method's full step (CLIP ViT-B/16 at 256x128, bf16) in images/s and MFU.
 
-Times the jitted train step of the `image_reid` method (forward, identity
-and batch-hard triplet losses, backward, AdamW update; state donated) on one
-device, on a batch of random uint8 images of P identities x 4 that stays on
-the device (no input pipeline). Reports the first (compiling) step and the
-median of --steps steps after --warmup, each synced. MFU is FLOPs per step /
-step time / --peak, with the FLOPs of XLA's cost analysis of the compiled step
-and the analytic count (3 x the forward's matmul FLOPs: 68 GFLOP per image
-for ViT-B/16 at 256x128). --preset smoke is a quick check on a CPU.
+Times the jitted train step (forward, the method's losses, backward, AdamW
+update; state donated) on one device, on one batch that stays on the device
+(no input pipeline):
+- `--method image_reid`: random uint8 images of P identities x 4; identity
+  and batch-hard triplet losses (the like-for-like peer of anchor_vit.py);
+- `--method unified`: the unified model of configs/unified.py on a batch of
+  the tiny synthetic set with all nine tasks in it ("mixed"), so that every
+  part runs: the editing image tower with instructions, the text tower,
+  clothes templates through the image tower, the text+sketch fusion.
+Reports the first (compiling) step and the median of --steps steps after
+--warmup, each synced. MFU is FLOPs per step / step time / --peak, with the
+FLOPs of XLA's cost analysis of the compiled step and the analytic count of
+the image tower (3 x the forward's matmul FLOPs: 68 GFLOP per image for
+ViT-B/16 at 256x128). --profile DIR traces a few steps and prints where the
+device time goes, by kind of kernel and the top kernels. --preset smoke is a
+quick check on a CPU. JREID_ATTENTION=xla|cudnn picks the attention kernel.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
+import os
+import pathlib
 import statistics
 import time
 
 import jax
 import numpy as np
 
-from configs import image_reid
+from configs import image_reid, unified
+from data_pipelines import mixing, synthetic
+from data_pipelines.datasets import training_records
 from jreid import methods
+from jreid.models import clip
 from jreid.models.clip import VisionConfig
 from jreid.train import loop, sharding
 from jreid.train.step import make_train_step
@@ -30,14 +44,20 @@ NUM_INSTANCES = 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--method", choices=("image_reid", "unified"), default="image_reid",
+                      help="the step to time (see above).")
   parser.add_argument("--preset", choices=image_reid.PRESETS, default="gpu",
                       help="model and optimizer of configs/image_reid.py (gpu: ViT-B/16 at 256x128, bf16).")
-  parser.add_argument("--batch", type=int, default=128, help=f"images per step, a multiple of {NUM_INSTANCES}.")
+  parser.add_argument("--batch", type=int, default=128,
+                      help=f"images per step and device, a multiple of {NUM_INSTANCES}.")
+  parser.add_argument("--devices", type=int, default=1,
+                      help="data-parallel over this many devices (global batch = --batch x --devices).")
   parser.add_argument("--steps", type=int, default=20, help="timed steps.")
   parser.add_argument("--warmup", type=int, default=3, help="untimed steps after the first.")
   parser.add_argument("--peak", type=float, default=989e12,
                       help="the device's peak FLOP/s (default: H100 SXM, bf16 dense).")
   parser.add_argument("--num-classes", type=int, default=751, help="identities of the classifier.")
+  parser.add_argument("--profile", default="", help="also trace 5 steps into this folder and print a breakdown.")
 
 
 def analytic_flops(vision: VisionConfig) -> float:
@@ -57,22 +77,42 @@ def _xla_flops(compiled) -> float:
   return float(cost.get("flops", float("nan")))
 
 
+def _image_reid_setup(args: argparse.Namespace):
+  config = image_reid.get_config(args.preset)
+  size = args.batch * args.devices
+  config.data.update(num_ids=size // NUM_INSTANCES, num_instances=NUM_INSTANCES)
+  rng = np.random.default_rng(0)
+  batch = {
+      "image": rng.integers(0, 256, (size, *config.model.vision.image_size, 3), dtype=np.uint8),
+      "label": np.repeat(np.arange(size // NUM_INSTANCES, dtype=np.int32), NUM_INSTANCES),
+  }
+  return config, methods.build(config, args.num_classes), batch
+
+
+def _unified_setup(args: argparse.Namespace):
+  config = unified.get_config(args.preset)
+  config.data.update(num_ids=args.batch * args.devices // NUM_INSTANCES, num_instances=NUM_INSTANCES,
+                     num_workers=0)
+  data = synthetic.load(size="tiny", seed=0, num_workers=1)
+  records = training_records(data, config.data.train_modalities)
+  method = methods.build(config, data.num_train_ids, records)
+  spec = loop.batch_spec(config, sharding.make_mesh(config.mesh, jax.devices()[:args.devices]))
+  batch = next(iter(mixing.mixed_dataset(method.train_tasks(records, spec), "mixed", config.seed)))
+  return config, method, batch
+
+
 def run(args: argparse.Namespace) -> None:
   if args.batch % NUM_INSTANCES:
     raise ValueError(f"--batch must be a multiple of {NUM_INSTANCES}, got {args.batch}")
-  config = image_reid.get_config(args.preset)
-  config.data.update(num_ids=args.batch // NUM_INSTANCES, num_instances=NUM_INSTANCES)
-  config.mesh.shape = dict(data=1)
+  config, method, batch = (_unified_setup if args.method == "unified" else _image_reid_setup)(args)
+  if len(jax.devices()) < args.devices:
+    raise ValueError(f"--devices {args.devices}: only {len(jax.devices())} devices here")
+  config.mesh.shape = dict(data=args.devices)
   device = jax.devices()[0]
-  mesh = sharding.make_mesh(config.mesh, [device])
-  method = methods.build(config, args.num_classes)
+  mesh = sharding.make_mesh(config.mesh, jax.devices()[:args.devices])
   create, abstract, tx, _ = loop.state_setup(config, method, loop.batch_spec(config, mesh), mesh)
   layouts = sharding.step_shardings(mesh, jax.tree.map(lambda x: x.sharding, abstract))
-  rng = np.random.default_rng(0)
-  batch = sharding.global_batch({
-      "image": rng.integers(0, 256, (args.batch, *config.model.vision.image_size, 3), dtype=np.uint8),
-      "label": np.repeat(np.arange(args.batch // NUM_INSTANCES, dtype=np.int32), NUM_INSTANCES),
-  }, layouts.batch)
+  batch = sharding.global_batch(batch, layouts.batch)
   state = create()
 
   start = time.perf_counter()
@@ -92,16 +132,85 @@ def run(args: argparse.Namespace) -> None:
   median = statistics.median(times)
 
   vision = method.vision
-  rows = [("XLA cost analysis", _xla_flops(step) / args.batch), ("analytic", analytic_flops(vision))]
-  print(f"\nTrain-step benchmark: image_reid, preset {args.preset} (ViT width {vision.width}, {vision.layers} "
+  images = args.batch * args.devices
+  rows = [("XLA cost analysis", _xla_flops(step) / args.batch),  # the per-device program
+          ("analytic", analytic_flops(vision))]
+  attention = os.environ.get(clip.ATTENTION_ENV, "auto")
+  print(f"\nTrain-step benchmark: {args.method}, preset {args.preset} (ViT width {vision.width}, {vision.layers} "
         f"layers, patch {vision.patch_size}, {vision.image_size[0]}x{vision.image_size[1]}, compute "
-        f"{vision.dtype}), batch {args.batch}, {args.num_classes} classes, loss {float(metrics['loss']):.4f}")
+        f"{vision.dtype}, attention {attention}), batch {args.batch} x {args.devices} device(s), loss {float(metrics['loss']):.4f}")
   print(f"{datetime.date.today().isoformat()}, jax {jax.__version__}, {device.platform}: {device.device_kind}, "
-        f"peak {args.peak / 1e12:.4g} TFLOP/s\n")
+        f"peak {args.peak / 1e12:.4g} TFLOP/s, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}\n")
   print(f"first step (compile + run) {first:.1f} s; median of {args.steps} steps {median * 1e3:.2f} ms "
-        f"(min {min(times) * 1e3:.2f}, max {max(times) * 1e3:.2f}); {args.batch / median:,.1f} images/s\n")
-  print("| FLOP count | GFLOP / image | TFLOP/s | MFU |")
+        f"(min {min(times) * 1e3:.2f}, max {max(times) * 1e3:.2f}); {images / median:,.1f} images/s "
+        f"({images / median / args.devices:,.1f} per device)\n")
+  print("| FLOP count | GFLOP / image | TFLOP/s per device | MFU |")
   print("|---|---:|---:|---:|")
   for name, flops in rows:
-    achieved = flops * args.batch / median
+    achieved = flops * args.batch / median  # per device
     print(f"| {name} | {flops / 1e9:.4g} | {achieved / 1e12:.4g} | {achieved / args.peak:.1%} |")
+  if args.profile:
+    state = _print_profile(step, state, batch, pathlib.Path(args.profile), median)
+
+
+PROFILED_STEPS = 5
+
+
+def _print_profile(step, state, batch, folder: pathlib.Path, median: float):
+  """Traces PROFILED_STEPS steps and prints device time per step by kind of kernel and the top kernels."""
+  with jax.profiler.trace(str(folder)):
+    for _ in range(PROFILED_STEPS):
+      state, metrics = step(state, batch)
+    jax.block_until_ready((state, metrics))
+  trace = sorted(folder.rglob("*.xplane.pb"), key=lambda p: p.stat().st_mtime)[-1]
+  kernels, launches = collections.Counter(), 0
+  for plane in jax.profiler.ProfileData.from_file(str(trace)).planes:
+    if not plane.name.startswith("/device:"):
+      continue
+    for line in plane.lines:  # kernels are on the stream lines; the XLA Ops / Modules lines repeat them
+      if line.name.startswith("Stream") or line.name.startswith("Kernel"):
+        for event in line.events:
+          kernels[event.name] += event.duration_ns
+          launches += 1
+  if not kernels:
+    print("\nprofile: no device kernels in the trace (a CPU run has none)")
+    return state
+  total = sum(kernels.values()) / PROFILED_STEPS / 1e6
+  kinds = collections.Counter()
+  for name, ns in kernels.items():
+    kinds[_kernel_kind(name)] += ns
+  print(f"\nDevice time per step {total:.2f} ms of {median * 1e3:.2f} ms wall ({total / (median * 1e3):.0%} busy), "
+        f"{launches // PROFILED_STEPS} kernels\n")
+  print("| kind of kernel | ms / step | share |\n|---|---:|---:|")
+  for kind, ns in kinds.most_common():
+    print(f"| {kind} | {ns / PROFILED_STEPS / 1e6:.2f} | {ns / sum(kinds.values()):.1%} |")
+  hlo = _fusion_lines(step.as_text())
+  print("\n| top kernels | ms / step | share | XLA instruction |\n|---|---:|---:|---|")
+  for name, ns in kernels.most_common(30):
+    print(f"| `{name[:60]}` | {ns / PROFILED_STEPS / 1e6:.3f} | {ns / sum(kernels.values()):.1%} | "
+          f"`{hlo.get(name, '')[:150]}` |")
+  return state
+
+
+def _fusion_lines(hlo_text: str) -> dict[str, str]:
+  """Kernel name (XLA's instruction name with '.' and '-' as '_') -> its instruction, metadata removed."""
+  lines = {}
+  for line in hlo_text.splitlines():
+    line = line.strip().removeprefix("ROOT ")
+    if line.startswith("%") and " = " in line:
+      name, rest = line[1:].split(" = ", 1)
+      lines[name.replace(".", "_").replace("-", "_")] = rest.split(", metadata=")[0]
+  return lines
+
+
+def _kernel_kind(name: str) -> str:
+  lowered = name.lower()
+  for kind, marks in (("attention (cuDNN)", ("sdpa", "flash", "fmha", "dot_do_o", "convert_dq")),
+                      ("convolution", ("convolution", "fprop", "dgrad", "wgrad")),
+                      ("matmul", ("gemm", "cutlass", "nvjet", "cublas", "matmul", "dot")),
+                      ("reduction", ("reduce",)),
+                      ("copy / transpose", ("copy", "transpose", "memcpy", "memset", "pad", "slice")),
+                      ("fused elementwise", ("fusion", "loop_", "input_", "triton"))):
+    if any(mark in lowered for mark in marks):
+      return kind
+  return "other"

@@ -23,7 +23,7 @@ import orbax.checkpoint as ocp
 import tokenizers
 import transformers
 
-from jreid.models.clip import ACTIVATIONS, MLP, MultiHeadAttention
+from jreid.models.clip import ACTIVATIONS, MLP, MultiHeadAttention, attention
 
 CONFIG_FILE = "model_config.json"
 PARAMS_DIR = "params"
@@ -59,7 +59,7 @@ class MaskedSelfAttention(MultiHeadAttention):
 
   def __call__(self, x: jax.Array, *, mask: jax.Array) -> jax.Array:
     q, k, v = (self.split_heads(proj(x)) for proj in (self.query, self.key, self.value))
-    out = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None, None, :])
+    out = attention(q, k, v, mask=mask[:, None, None, :])
     return self.out(self.merge_heads(out))
 
 

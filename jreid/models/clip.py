@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -36,6 +37,37 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "quick_gelu": quick_gelu,
     "gelu": exact_gelu,
 }
+
+
+# Which attention kernel `attention` uses: 'auto' (cuDNN's fused kernel where
+# it applies, else XLA's), 'xla' or 'cudnn'. Read at trace time, so that a
+# benchmark can compare them: JREID_ATTENTION=xla python -m jreid.bench ...
+ATTENTION_ENV = "JREID_ATTENTION"
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, mask: jax.Array | None = None,
+              is_causal: bool = False) -> jax.Array:
+  """Scaled dot-product attention of q [B, T, N, H] over k, v [B, S, N, H].
+
+  On GPUs, bf16/fp16 inputs with head size a multiple of 8 up to 128 and no
+  mask use cuDNN's fused (flash) attention, with the sequences padded to a
+  multiple of 8 (cuDNN trains on even lengths only; the padded keys are
+  masked out by their lengths); everything else uses XLA's.
+  """
+  choice = os.environ.get(ATTENTION_ENV, "auto")
+  if choice not in ("auto", "xla", "cudnn"):
+    raise ValueError(f"{ATTENTION_ENV} must be 'auto', 'xla' or 'cudnn', got {choice!r}")
+  fits_cudnn = (jax.default_backend() == "gpu" and q.dtype in (jnp.bfloat16, jnp.float16)
+                and q.shape[-1] % 8 == 0 and q.shape[-1] <= 128 and mask is None)
+  if not (choice == "cudnn" or (choice == "auto" and fits_cudnn)):
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=is_causal, implementation="xla")
+  length, keys = q.shape[1], k.shape[1]
+  pad = lambda x: jnp.pad(x, ((0, 0), (0, -x.shape[1] % 8), (0, 0), (0, 0)))  # noqa: E731
+  padded_keys_seen = keys % 8 and not (is_causal and length == keys)  # causal rows never see later keys
+  lengths = jnp.full((k.shape[0],), keys, jnp.int32) if padded_keys_seen else None
+  out = jax.nn.dot_product_attention(pad(q), pad(k), pad(v), mask=mask, is_causal=is_causal,
+                                     key_value_seq_lengths=lengths, implementation="cudnn")
+  return out[:, :length]
 
 
 def _check_transformer_shape(cfg: VisionConfig | TextConfig) -> None:
@@ -168,7 +200,7 @@ class MultiHeadAttention(nn.Module):
 
   def __call__(self, x: jax.Array, *, causal: bool = False) -> jax.Array:
     q, k, v = (self.split_heads(proj(x)) for proj in (self.query, self.key, self.value))
-    return self.out(self.merge_heads(jax.nn.dot_product_attention(q, k, v, is_causal=causal)))
+    return self.out(self.merge_heads(attention(q, k, v, is_causal=causal)))
 
 
 class MLP(nn.Module):

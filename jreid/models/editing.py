@@ -21,12 +21,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jreid.models.clip import MLP, EncoderOutput, MultiHeadAttention, Transformer, VisionConfig
+from jreid.models.clip import MLP, EncoderOutput, MultiHeadAttention, Transformer, VisionConfig, attention
 
 
 def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
   """Attention of q [B, T, N, H] over k, v [B, S, N, H] where mask [B, S]; zero for rows with no valid key."""
-  out = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None, None, :])
+  out = attention(q, k, v, mask=mask[:, None, None, :])
   return jnp.where(jnp.any(mask, axis=-1)[:, None, None, None], out, 0).astype(q.dtype)
 
 
@@ -43,7 +43,7 @@ class EditingAttention(MultiHeadAttention):
                instruction_mask: jax.Array | None = None) -> jax.Array:
     """x [B, T, width]; instruction [B, S, any width] with instruction_mask [B, S] (True = a token)."""
     q, k, v = (self.split_heads(proj(x)) for proj in (self.query, self.key, self.value))
-    out = jax.nn.dot_product_attention(q, k, v, is_causal=causal)
+    out = attention(q, k, v, is_causal=causal)
     if instruction is not None:
       k_instruction = self.split_heads(self.instruction_key(instruction))
       v_instruction = self.split_heads(self.instruction_value(instruction))
