@@ -13,8 +13,8 @@ task-aware dynamic weighting over all nine (loss.dynamic; False: fixed
 ratios only). Evaluation reports every task under its protocol and the
 combined queries with a part missing (eval.missing_modalities).
 
-Presets: 'cpu' (default; small towers on the synthetic set, under ten minutes
-on a laptop CPU), 'smoke' (tiny, for CI), 'gpu' (ViT-B/16 at 256x128, bf16;
+Presets: 'cpu' (default; small towers on the synthetic set, 1,000 steps:
+about 8 minutes on 2 CPU cores), 'smoke' (tiny, for CI), 'gpu' (ViT-B/16 at 256x128, bf16;
 --config.model.init=DIR starts from a converted CLIP). Comparison with the
 single-method configs: benchmarks/UNIFIED.md.
 """
@@ -37,4 +37,7 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   c.loss.dynamic = True
   c.eval.tasks = TASKS
   c.eval.missing_modalities = True
+  if preset == "cpu":
+    # Nine tasks cost more per step than one: 1,500 steps took 11.3 min on 2 cores (benchmarks/UNIFIED.md).
+    c.train.num_steps = 1000
   return c

@@ -17,6 +17,7 @@ COMMANDS = {
     "data": "jreid.bench.data",
     "eval": "jreid.bench.evaluation",
     "index": "jreid.bench.index",
+    "pseudo_labels": "jreid.bench.pseudo_labels",
     "train_step": "jreid.bench.train_step",
 }
 

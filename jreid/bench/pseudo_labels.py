@@ -1,0 +1,78 @@
+"""Pseudo-label quality of a start: how well ITKM's first clustering could do, over clustering settings.
+
+Builds the ITKM method of configs/itkm.py (--preset, --init: a converted CLIP
+directory, as --config.model.init) on its training images, groups them as
+ITKM's first round does (modality / resolution; k-means for clothes change),
+extracts the start's features, and prints:
+- the nearest-neighbour precision: the share of images whose most similar
+  other image of the same group is the same person;
+- for each (k1, eps, min_samples) of the grid (k2 = max(1, k1 // 3)): the
+  pairwise precision, recall and F-score of the DBSCAN labels against the true
+  identities, with the counts of clusters and outliers.
+A start whose best F-score is low cannot be rescued by the clustering
+settings (benchmarks/ITKM.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import jax
+import numpy as np
+
+from configs import itkm as itkm_config
+from data_pipelines.datasets import load_data, training_records
+from jreid import methods
+from jreid.cluster import quality
+from jreid.methods import itkm_rounds as rounds
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--preset", choices=itkm_config.PRESETS, default="cpu", help="preset of configs/itkm.py.")
+  parser.add_argument("--init", default="", help="the converted CLIP directory to start from ('' : random).")
+  parser.add_argument("--k1", default="5,10,20", help="comma-separated k1 values.")
+  parser.add_argument("--eps", default="0.3,0.45,0.6,0.75", help="comma-separated DBSCAN eps values.")
+  parser.add_argument("--min-samples", default="2,4", help="comma-separated DBSCAN min_samples values.")
+
+
+def start_features(preset: str, init: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(features [N, D], group-of-scenario domain [N], true identity [N]) of ITKM's training images at the start."""
+  config = itkm_config.get_config(preset)
+  config.model.init = init
+  data = load_data(config.data, config.seed)
+  method = methods.build(config, 0, training_records(data, config.data.train_modalities))
+  params, _ = method.init(jax.random.key(config.seed),
+                          {"image": np.zeros((2, *method.vision.image_size, 3), np.uint8)})
+  batch = config.eval.batch_size
+  initial = method.extract(params["image"], method.records, np.zeros(len(method.records), np.int32),
+                           method.scenario, batch)
+  domain, _ = rounds.assign_domains(method.records, method.scenario, method.group, initial,
+                                    method.clothes_change_index, config.seed)
+  features = method.extract(params["image"], method.records, domain % 2, domain // 2, batch)
+  return features, domain, np.array([r.pid for r in method.records])
+
+
+def nearest_neighbour_precision(features: np.ndarray, domain: np.ndarray, pids: np.ndarray) -> float:
+  """Share of images whose most similar other image (cosine) of the same domain has the same identity."""
+  similarity = features @ features.T
+  np.fill_diagonal(similarity, -np.inf)
+  similarity[domain[:, None] != domain[None, :]] = -np.inf
+  has_neighbour = np.isfinite(similarity.max(axis=1))
+  return float(np.mean(pids[np.argmax(similarity, axis=1)][has_neighbour] == pids[has_neighbour]))
+
+
+def run(args: argparse.Namespace) -> None:
+  features, domain, pids = start_features(args.preset, args.init)
+  print(f"\nStart {args.init or '(random)'}: {len(pids)} images of {len(np.unique(pids))} identities in "
+        f"{len(np.unique(domain))} groups; nearest-neighbour precision "
+        f"{nearest_neighbour_precision(features, domain, pids):.3f}\n")
+  print("| k1 | eps | min_samples | F-score | precision | recall | clusters | outliers |")
+  print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+  grid = itertools.product([int(k) for k in args.k1.split(",")], [float(e) for e in args.eps.split(",")],
+                           [int(m) for m in args.min_samples.split(",")])
+  for k1, eps, min_samples in grid:
+    labels, _ = rounds.cluster_domains(features, domain, len(pids), eps, min_samples, k1, max(1, k1 // 3))
+    s = quality.pairwise_scores(labels, pids)
+    print(f"| {k1} | {eps:g} | {min_samples} | {s['fscore']:.3f} | {s['precision']:.3f} | {s['recall']:.3f} | "
+          f"{s['clusters']} | {s['outliers']} |")
