@@ -22,3 +22,8 @@ def training_records(data: ReIDData, modalities) -> list:
   if not records:
     raise ValueError(f"{data.name} has no training images of modalities {tuple(modalities)}")
   return records
+
+
+def run_training_records(config) -> list:
+  """The records a run of `config` trains on (as `jreid.main` selects them): its data, its train_modalities."""
+  return training_records(load_data(config.data, config.seed), config.data.train_modalities)

@@ -12,6 +12,7 @@ import pytest
 from configs import unireid as unireid_config
 from data_pipelines import images as image_ops
 from data_pipelines import pipeline
+from data_pipelines.datasets import training_records
 from jreid import methods
 from jreid.eval.tasks import evaluate_tasks
 from jreid.methods import text as text_lib
@@ -229,3 +230,16 @@ def test_towers_start_from_a_converted_clip(tiny, tmp_path):
   # The trainer builds its state from the same init under jax tracing.
   state, _, _ = loop.init_state(config, method, loop.batch_spec(config))
   np.testing.assert_array_equal(np.asarray(state.params["text"]["pos_embedding"]), saved["text"]["pos_embedding"])
+
+
+def test_built_without_records_it_reads_the_records_training_reads(tiny):
+  """An export builds the method with no records; it must read the run's training records (its data filtered by
+  data.train_modalities, as jreid.main trains on), so that its local tokenizer is the one training used."""
+  config = unireid_config.get_config("smoke")
+  config.data.train_modalities = ("rgb",)  # sketches carry captions too: reading every record would differ
+  trained_on = training_records(tiny, config.data.train_modalities)
+  rebuilt = UNIReID(config, tiny.num_train_ids)
+  assert rebuilt.train_set == tuple(trained_on)
+  original = UNIReID(config, tiny.num_train_ids, trained_on)
+  captions = [r.captions[0] for r in trained_on[:8]]
+  np.testing.assert_array_equal(rebuilt.tokenizer.encode(captions), original.tokenizer.encode(captions))

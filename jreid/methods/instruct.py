@@ -408,8 +408,8 @@ class InstructReID:
     """
     self.config = config
     if train_records is None:
-      from data_pipelines.datasets import load_data
-      train_records = load_data(config.data, config.seed).train
+      from data_pipelines.datasets import run_training_records
+      train_records = run_training_records(config)
     self.train_set = tuple(train_records)
     self.identities = {pid: i for i, pid in enumerate(sorted({r.pid for r in self.train_set}))}
     if self.train_set and len(self.identities) != num_classes:

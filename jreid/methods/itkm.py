@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
-from data_pipelines.datasets import load_data
+from data_pipelines.datasets import run_training_records
 from data_pipelines.pipeline import eval_batches
 from data_pipelines.records import Record
 from jreid.cluster.memory import momentum_update
@@ -114,7 +114,7 @@ class ITKM:
     config.itkm.scenarios, without their identities. `tokenizer`: instead of the run's (jreid.methods.text)."""
     self.config = config
     if train_records is None:
-      train_records = load_data(config.data, config.seed).train
+      train_records = run_training_records(config)
     cfg = config.itkm
     unknown = set(cfg.scenarios) - set(SCENARIOS)
     if unknown or not cfg.scenarios:

@@ -28,7 +28,7 @@ from ml_collections import ConfigDict
 from PIL import Image
 
 from data_pipelines import images as image_ops
-from data_pipelines.datasets import load_data
+from data_pipelines.datasets import run_training_records
 from data_pipelines.pipeline import eval_batches
 from data_pipelines.records import Record
 from data_pipelines.sketch import sketch as draw
@@ -218,7 +218,7 @@ class UNIReID:
     (jreid.methods.text.method_tokenizer)."""
     self.config = config
     if train_records is None:
-      train_records = load_data(config.data, config.seed).train
+      train_records = run_training_records(config)
     self.train_set = tuple(train_records)
     if config.loss.positives not in POSITIVES:
       raise ValueError(f"loss.positives must be one of {POSITIVES}, got {config.loss.positives!r}")

@@ -278,10 +278,11 @@ class Transformer(nn.Module):
     return x
 
 
-def _transformer(cfg: VisionConfig | TextConfig, causal: bool) -> Transformer:
+def _transformer(cfg: VisionConfig | TextConfig, causal: bool,
+                 attention: type[MultiHeadAttention] = MultiHeadAttention) -> Transformer:
   return Transformer(
       width=cfg.width, layers=cfg.layers, heads=cfg.heads, mlp_dim=cfg.mlp_dim, causal=causal,
-      activation=cfg.activation, layer_norm_eps=cfg.layer_norm_eps, dtype=jnp.dtype(cfg.dtype),
+      activation=cfg.activation, layer_norm_eps=cfg.layer_norm_eps, attention=attention, dtype=jnp.dtype(cfg.dtype),
       param_dtype=jnp.dtype(cfg.param_dtype))
 
 
@@ -297,9 +298,14 @@ def _projection(cfg: VisionConfig | TextConfig) -> nn.Dense:
 
 
 class VisionTransformer(nn.Module):
-  """ViT: bias-free conv patches, class token, learned positions, pre-LN blocks."""
+  """ViT: bias-free conv patches, class token, learned positions, pre-LN blocks.
+
+  `attention` picks the blocks' attention class; extra keyword arguments of
+  the call go to it (jreid.models.editing.EditingVisionTransformer).
+  """
 
   config: VisionConfig
+  attention: type[MultiHeadAttention] = MultiHeadAttention
 
   def setup(self):
     cfg = self.config
@@ -312,11 +318,12 @@ class VisionTransformer(nn.Module):
     num_tokens = cfg.grid[0] * cfg.grid[1] + 1
     self.pos_embedding = self.param("pos_embedding", init, (num_tokens, cfg.width), param_dtype)
     self.ln_pre = _layer_norm(cfg)
-    self.transformer = _transformer(cfg, causal=False)
+    self.transformer = _transformer(cfg, causal=False, attention=self.attention)
     self.ln_post = _layer_norm(cfg)
     self.proj = _projection(cfg)
 
-  def __call__(self, images: jax.Array, extra_embedding: jax.Array | None = None) -> EncoderOutput:
+  def __call__(self, images: jax.Array, extra_embedding: jax.Array | None = None,
+               **attention_kwargs) -> EncoderOutput:
     """Encodes [B, H, W, 3] images.
 
     Args:
@@ -331,9 +338,10 @@ class VisionTransformer(nn.Module):
     if tuple(images.shape[1:]) != (*cfg.image_size, 3):
       raise ValueError(f"expected images [B, {cfg.image_size[0]}, {cfg.image_size[1]}, 3], "
                        f"got {images.shape}")
-    return self.encode_patches(self.patch_embed(images), extra_embedding)
+    return self.encode_patches(self.patch_embed(images), extra_embedding, **attention_kwargs)
 
-  def encode_patches(self, patches: jax.Array, extra_embedding: jax.Array | None = None) -> EncoderOutput:
+  def encode_patches(self, patches: jax.Array, extra_embedding: jax.Array | None = None,
+                     **attention_kwargs) -> EncoderOutput:
     """Encodes patch embeddings [B, rows, columns, width] (what `patch_embed` makes of the images).
 
     Front ends other than `patch_embed` (e.g. one patch embedding per image
@@ -346,7 +354,7 @@ class VisionTransformer(nn.Module):
     x = jnp.concatenate([cls, x], axis=1) + self.pos_embedding.astype(dtype)
     if extra_embedding is not None:
       x = x + extra_embedding.astype(dtype)
-    x = self.transformer(self.ln_pre(x))
+    x = self.transformer(self.ln_pre(x), **attention_kwargs)
     tokens = self.ln_post(x)
     feature = tokens[:, 0]
     return EncoderOutput(tokens=tokens, feature=feature, embedding=self.proj(feature))

@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jreid.models.clip import MLP, EncoderOutput, MultiHeadAttention, Transformer, VisionConfig, attention
+from jreid.models.clip import MLP, EncoderOutput, MultiHeadAttention, VisionTransformer, attention
 
 
 def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
@@ -52,43 +52,16 @@ class EditingAttention(MultiHeadAttention):
     return self.out(self.merge_heads(out))
 
 
-class EditingVisionTransformer(nn.Module):
-  """The ViT of `clip.VisionTransformer` whose blocks use EditingAttention."""
+class EditingVisionTransformer(VisionTransformer):
+  """The ViT of `clip.VisionTransformer` (same parameters, plus the editing layers) whose blocks use
+  EditingAttention."""
 
-  config: VisionConfig
-
-  def setup(self):
-    cfg = self.config
-    dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
-    patch = (cfg.patch_size, cfg.patch_size)
-    self.patch_embed = nn.Conv(cfg.width, patch, strides=patch, padding="VALID", use_bias=False,
-                               dtype=dtype, param_dtype=param_dtype)
-    init = nn.initializers.normal(cfg.width**-0.5)
-    self.class_embedding = self.param("class_embedding", init, (cfg.width,), param_dtype)
-    num_tokens = cfg.grid[0] * cfg.grid[1] + 1
-    self.pos_embedding = self.param("pos_embedding", init, (num_tokens, cfg.width), param_dtype)
-    norm = functools.partial(nn.LayerNorm, epsilon=cfg.layer_norm_eps, dtype=dtype, param_dtype=param_dtype)
-    self.ln_pre = norm()
-    self.transformer = Transformer(
-        width=cfg.width, layers=cfg.layers, heads=cfg.heads, mlp_dim=cfg.mlp_dim, activation=cfg.activation,
-        layer_norm_eps=cfg.layer_norm_eps, attention=EditingAttention, dtype=dtype, param_dtype=param_dtype)
-    self.ln_post = norm()
-    self.proj = nn.Dense(cfg.embed_dim, use_bias=False, dtype=dtype, param_dtype=param_dtype, kernel_init=init)
+  attention: type[MultiHeadAttention] = EditingAttention
 
   def __call__(self, images: jax.Array, instruction: jax.Array, instruction_mask: jax.Array) -> EncoderOutput:
     """Encodes normalised images [B, H, W, 3] edited by instruction tokens [B, S, D] (mask [B, S])."""
-    cfg = self.config
-    if tuple(images.shape[1:]) != (*cfg.image_size, 3):
-      raise ValueError(f"expected images [B, {cfg.image_size[0]}, {cfg.image_size[1]}, 3], got {images.shape}")
-    dtype = jnp.dtype(cfg.dtype)
-    x = self.patch_embed(images)
-    x = x.reshape(x.shape[0], -1, cfg.width)
-    cls = jnp.broadcast_to(self.class_embedding.astype(dtype), (x.shape[0], 1, cfg.width))
-    x = jnp.concatenate([cls, x], axis=1) + self.pos_embedding.astype(dtype)
-    x = self.transformer(self.ln_pre(x), instruction=instruction.astype(dtype), instruction_mask=instruction_mask)
-    tokens = self.ln_post(x)
-    feature = tokens[:, 0]
-    return EncoderOutput(tokens=tokens, feature=feature, embedding=self.proj(feature))
+    return super().__call__(images, instruction=instruction.astype(jnp.dtype(self.config.dtype)),
+                            instruction_mask=instruction_mask)
 
 
 class CrossAttention(MultiHeadAttention):
