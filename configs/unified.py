@@ -23,6 +23,7 @@ from ml_collections import ConfigDict
 
 from configs import image_reid, instruct
 from jreid.methods.instruct import ALL_TASKS as TASKS
+from jreid.methods.instruct import ratio_key
 
 PRESETS = image_reid.PRESETS
 
@@ -31,7 +32,7 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   c = instruct.get_config(preset)
   c.data.train_modalities = ("rgb", "ir", "sketch")  # photos (and low-resolution copies), infrared, sketches
   c.data.tasks = TASKS
-  c.data.task_ratios = ConfigDict({task: 1.0 for task in TASKS})
+  c.data.task_ratios = ConfigDict({ratio_key(task): 1.0 for task in TASKS})
   c.data.mix_mode = "per_batch"
   c.model.template.shared = True
   c.loss.dynamic = True

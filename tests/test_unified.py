@@ -1,6 +1,10 @@
 """The unified model (configs/unified.py): nine tasks, shared image tower, N-task dynamic weighting, fusion."""
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -146,3 +150,28 @@ def test_missing_modality_tasks(tiny):
   table = eval_tasks.summary_table(results)
   mean_row = next(line for line in table.splitlines() if line.startswith("| **mean**"))
   assert "| 50.0 |" in mean_row and "a / no text" in table.split("mean")[1]
+
+
+_PARSE_RATIOS = """
+import json
+from absl import app, flags
+from ml_collections import config_flags
+config_flags.DEFINE_config_file("config")
+app.run(lambda _: print(json.dumps(dict(flags.FLAGS.config.data.task_ratios))))
+"""
+
+
+def test_every_task_ratio_can_be_set_by_a_flag(tiny):
+  """config.data.task_ratios keys are flag names (no '+'): the command line sets them as jreid.main parses it,
+  and the mix uses them."""
+  flags = ["--config=" + unified_config.__file__ + ":smoke", "--config.data.task_ratios.text_sketch=3.0",
+           "--config.data.task_ratios.sketch=0.5"]
+  parsed = subprocess.run([sys.executable, "-c", _PARSE_RATIOS, *flags], capture_output=True, text=True, check=True,
+                          cwd=os.path.dirname(os.path.dirname(unified_config.__file__)))
+  config = unified_config.get_config("smoke")
+  config.data.task_ratios.update(json.loads(parsed.stdout.strip().splitlines()[-1]))
+  spec = dataclasses.replace(loop.batch_spec(config), num_ids=len(config.data.tasks))
+  records = training_records(tiny, config.data.train_modalities)
+  built = methods.build(config, tiny.num_train_ids, records)
+  ratios = {task.name: task.ratio for task in built.train_tasks(records, spec)}
+  assert ratios["text+sketch"] == 3.0 and ratios["sketch"] == 0.5 and ratios["traditional"] == 1.0

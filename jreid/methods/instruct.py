@@ -57,6 +57,12 @@ TASK_KINDS = ("traditional", "clothes_changing", "visible_infrared", "text", "cl
 # The unified model's further tasks: low-resolution photos, sketches, and sketches with a caption.
 QUERY_TASKS = ("cross_resolution", "sketch", "text+sketch")
 ALL_TASKS = TASK_KINDS + QUERY_TASKS
+
+
+def ratio_key(task: str) -> str:
+  """A task's key in config.data.task_ratios: its name with '+' as '_', so that a flag can name it
+  (--config.data.task_ratios.text_sketch=2)."""
+  return task.replace("+", "_")
 ENCODERS = ("clip_text", "bert")
 # What a row's instruction is: nothing, a sentence that edits the image, a template image that edits it, a
 # caption (text-to-image rows: encoded for the losses, never editing the image), or a caption whose embedding
@@ -472,7 +478,7 @@ class InstructReID:
     return vision, template, None if self.bert else text
 
   def train_tasks(self, records: Sequence[Record], spec: TrainBatchSpec) -> list[mixing.MixTask]:
-    """The MixTasks of config.data.tasks (task kinds) with config.data.task_ratios."""
+    """The MixTasks of config.data.tasks (task kinds) with config.data.task_ratios (keys: `ratio_key`)."""
     data = self.config.data
     tasks = []
     for kind in data.tasks:
@@ -482,7 +488,7 @@ class InstructReID:
       pair = {"visible_infrared": ("rgb", "ir"), "sketch": ("rgb", "sketch"), "text+sketch": ("rgb", "sketch")}
       balance = pair.get(kind, ()) if spec.num_instances % 2 == 0 else ()
       companions = InstructionCompanions(kind, self.identities, self.outfits, self.tokens, self.template.image_size)
-      tasks.append(mixing.MixTask(kind, rows, float(data.task_ratios[kind]),
+      tasks.append(mixing.MixTask(kind, rows, float(data.task_ratios[ratio_key(kind)]),
                                   dataclasses.replace(spec, balance_modalities=balance), companions))
     if not tasks:
       raise ValueError("config.data.tasks names no task")
