@@ -44,6 +44,7 @@ import sklearn
 from jax import lax
 from sklearn.cluster import DBSCAN
 
+from jreid.bench import host_cpu
 from jreid.cluster import cluster, k_reciprocal_jaccard, pairwise_scores
 from jreid.eval.rerank import expansion_columns
 
@@ -185,14 +186,6 @@ def _measure_in_fresh_process(n: int, implementation: str, args: argparse.Namesp
       return {"n": n, "implementation": implementation, "skipped": "failed: the process died (out of memory?)"}
 
 
-def _host_cpu() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-  except (OSError, StopIteration):
-    return platform.machine()
-
-
 def _print_row(row: dict, dim: int) -> None:
   name = {"sparse": "jreid k_reciprocal_jaccard + cluster", "dense": "dense N x N (cluster-contrast style)"}
   if "skipped" in row:
@@ -212,7 +205,7 @@ def run(args: argparse.Namespace) -> None:
         f"{'all pairs' if args.all_pairs else 'pairs within eps'} kept, Gaussian mixture "
         f"(noise {args.noise}), {args.repeats} timed rounds after a first; {datetime.date.today().isoformat()}, "
         f"jax {jax.__version__}, scikit-learn {sklearn.__version__}, NumPy {np.__version__}, "
-        f"Python {platform.python_version()}, host {os.cpu_count()} x {_host_cpu()}\n")
+        f"Python {platform.python_version()}, host {os.cpu_count()} x {host_cpu()}\n")
   print("| implementation | N | dim | device | first run (s) | jaccard (s) | dbscan (s) | total (s) | graph width "
         "| clusters | outliers | pairwise F | host RSS start / peak (GiB) | device peak (GiB) |")
   print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -36,6 +36,7 @@ from PIL import Image
 from data_pipelines import images
 from data_pipelines import pipeline
 from data_pipelines.records import Record
+from jreid.bench import host_cpu
 
 SIZE = (256, 128)
 FORMATS = {"png": ("PNG", {}), "jpeg": ("JPEG", {"quality": 90})}
@@ -128,16 +129,6 @@ def _pipeline(records: list[Record], workers: int, batches: int, repeats: int) -
       iterator.close()
 
 
-def _cpu_model() -> str:
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "unknown CPU"
-
-
 def _num_cores() -> int:
   return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
@@ -159,7 +150,7 @@ def run(args: argparse.Namespace) -> None:
         rows.append((label, "pipeline", where, *_pipeline(records, workers, args.batches, args.repeats)))
   table = ["| files | what | processes | images/s | images per CPU-second |", "|---|---|---|---:|---:|",
            *(f"| {label} | {what} | {where} | {wall:,.0f} | {cpu:,.0f} |" for label, what, where, wall, cpu in rows)]
-  machine = (f"{datetime.date.today().isoformat()}; {_num_cores()} cores (nproc), {_cpu_model()}; load average "
+  machine = (f"{datetime.date.today().isoformat()}; {_num_cores()} cores (nproc), {host_cpu()}; load average "
              f"{load:.1f} before the run; Python {platform.python_version()}, numpy {np.__version__}, "
              f"pillow {PIL.__version__}, grain {metadata.version('grain')}.")
   print("\n".join(table + ["", machine]))

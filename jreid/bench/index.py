@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -33,6 +32,7 @@ from configs import image_reid
 from data_pipelines.pipeline import eval_batches
 from data_pipelines.records import Record
 from jreid import inference, methods, search
+from jreid.bench import host_cpu
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,19 +126,10 @@ def _rate_text(rate: float | None) -> str:
   return f"{rate:,.0f}" if rate >= 100 else f"{rate:.1f}"
 
 
-def _host_cpu() -> str:
-  """The CPU's model name (Linux), else the machine type."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-  except (OSError, StopIteration):
-    return platform.machine()
-
-
 def run(args: argparse.Namespace) -> None:
   devices = jax.local_devices()
   print(f"Indexing benchmark: {args.num_images} images, {datetime.date.today().isoformat()}, jax {jax.__version__}, "
-        f"{len(devices)} x {devices[0].device_kind} ({jax.default_backend()}), host {os.cpu_count()} x {_host_cpu()}\n")
+        f"{len(devices)} x {devices[0].device_kind} ({jax.default_backend()}), host {os.cpu_count()} x {host_cpu()}\n")
   print("| model | input | dtype | devices | batch | workers | model (img/s) | decode (img/s) | index (img/s) |")
   print("|---|---|---|---|---:|---:|---:|---:|---:|")
   with tempfile.TemporaryDirectory() as scratch:

@@ -21,7 +21,7 @@ from jreid.eval.extract import extract_image_features
 from jreid.methods.export import exported_towers
 from jreid.models.clip import VisionConfig, VisionTransformer
 from jreid.models.preprocess import normalize_images
-from jreid.models.pretrained import pretrained_vision_config, pretrained_vision_params
+from jreid.models.pretrained import pretrained_tower_configs, pretrained_vision_params
 from jreid.models.reid_head import BNNeckHead
 
 
@@ -69,7 +69,7 @@ class ImageReID:
     if towers is not None:
       return VisionConfig(**towers["vision"])
     if self.config.model.init:
-      return pretrained_vision_config(self.config.model.init, vision.image_size, vision.dtype, vision.param_dtype)
+      return pretrained_tower_configs(self.config.model)[0]
     return VisionConfig(**vision.to_dict())
 
   def init(self, rng: jax.Array, batch: dict) -> tuple[dict, dict]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import json
 import math
 import os
 from typing import Sequence
@@ -43,10 +42,9 @@ from jreid import losses
 from jreid.methods.export import exported_towers
 from jreid.methods.text import TextTokens, method_tokenizer, tokenizer_cache_dir
 from jreid.models import bert as bert_lib
-from jreid.models.checkpoint_io import CONFIG_FILE
-from jreid.models.clip import CLIPConfig, EncoderOutput, TextConfig, TextTransformer, VisionConfig, VisionTransformer
+from jreid.models.clip import EncoderOutput, TextConfig, TextTransformer, VisionConfig, VisionTransformer
 from jreid.models.editing import AttentionFusion, EditingVisionTransformer
-from jreid.models.pretrained import pretrained_towers
+from jreid.models.pretrained import pretrained_tower_configs, pretrained_towers
 from jreid.models.preprocess import normalize_images
 from jreid.models.reid_head import BNNeckHead
 from jreid.models.tokenizer import Tokenizer
@@ -463,11 +461,8 @@ class InstructReID:
     m = self.config.model
     dtypes = dict(dtype=m.vision.dtype, param_dtype=m.vision.param_dtype)
     if m.init:
-      with open(os.path.join(m.init, CONFIG_FILE)) as f:
-        pretrained = CLIPConfig.from_dict(json.load(f))
-      vision = dataclasses.replace(pretrained.vision, image_size=tuple(m.vision.image_size), **dtypes)
-      template = dataclasses.replace(pretrained.vision, image_size=tuple(m.template.image_size), **dtypes)
-      text = dataclasses.replace(pretrained.text, **dtypes)
+      vision, text = pretrained_tower_configs(m)
+      template = dataclasses.replace(vision, image_size=tuple(m.template.image_size))
     else:
       vision = VisionConfig(**m.vision.to_dict())
       own = {k: v for k, v in m.template.to_dict().items() if k != "shared"}

@@ -26,9 +26,6 @@ The multi-stage driver is jreid.train.stages (`trainer`).
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 from typing import Sequence
 
 import flax.linen as nn
@@ -44,9 +41,8 @@ from jreid.cluster.memory import momentum_update
 from jreid.losses import itkm as itkm_losses
 from jreid.methods.itkm_rounds import RoundState, empty_round
 from jreid.methods.text import method_tokenizer, tokenizer_cache_dir
-from jreid.models.checkpoint_io import CONFIG_FILE
-from jreid.models.clip import CLIPConfig, TextConfig, TextTransformer, VisionConfig
-from jreid.models.pretrained import pretrained_towers
+from jreid.models.clip import TextConfig, TextTransformer, VisionConfig
+from jreid.models.pretrained import pretrained_tower_configs, pretrained_towers
 from jreid.models.preprocess import normalize_images
 from jreid.models.scenario_vit import ScenarioViT
 from jreid.train import stages
@@ -143,10 +139,7 @@ class ITKM:
     m = self.config.model
     dtypes = dict(dtype=m.vision.dtype, param_dtype=m.vision.param_dtype)
     if m.init:
-      with open(os.path.join(m.init, CONFIG_FILE)) as f:
-        pretrained = CLIPConfig.from_dict(json.load(f))
-      vision = dataclasses.replace(pretrained.vision, image_size=tuple(m.vision.image_size), **dtypes)
-      text = dataclasses.replace(pretrained.text, **dtypes)
+      vision, text = pretrained_tower_configs(m)
     else:
       vision = VisionConfig(**m.vision.to_dict())
       text = TextConfig(**{**m.text.to_dict(), "vocab_size": self.tokenizer.vocab_size, "embed_dim": vision.embed_dim,

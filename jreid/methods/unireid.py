@@ -12,11 +12,8 @@ optional identity classification loss.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import math
-import os
 from typing import Sequence
 
 import flax.linen as nn
@@ -36,9 +33,8 @@ from jreid import losses
 from jreid.eval.extract import extract_image_features
 from jreid.methods.export import exported_towers
 from jreid.methods.text import TextTokens, method_tokenizer, tokenizer_cache_dir
-from jreid.models.checkpoint_io import CONFIG_FILE
-from jreid.models.clip import CLIPConfig, EncoderOutput, TextConfig, TextTransformer, VisionConfig, VisionTransformer
-from jreid.models.pretrained import pretrained_towers
+from jreid.models.clip import EncoderOutput, TextConfig, TextTransformer, VisionConfig, VisionTransformer
+from jreid.models.pretrained import pretrained_tower_configs, pretrained_towers
 from jreid.models.preprocess import normalize_images
 from jreid.models.tokenizer import Tokenizer
 
@@ -241,10 +237,7 @@ class UNIReID:
     if towers is not None:
       vision, text = VisionConfig(**towers["vision"]), TextConfig(**towers["text"])
     elif m.init:
-      with open(os.path.join(m.init, CONFIG_FILE)) as f:
-        pretrained = CLIPConfig.from_dict(json.load(f))
-      vision = dataclasses.replace(pretrained.vision, image_size=tuple(m.vision.image_size), **dtypes)
-      text = dataclasses.replace(pretrained.text, **dtypes)
+      vision, text = pretrained_tower_configs(m)
     else:
       vision = VisionConfig(**m.vision.to_dict())
       text = TextConfig(**{**m.text.to_dict(), "vocab_size": self.tokenizer.vocab_size,

@@ -48,6 +48,18 @@ def save_clip(directory: str, config: CLIPConfig, params: Any,
   os.replace(config_path + ".tmp", config_path)
 
 
+def load_clip_config(directory: str) -> CLIPConfig:
+  """The architecture of the converted CLIP in `directory` (reads its config file only)."""
+  config_path = os.path.join(directory, CONFIG_FILE)
+  if not (os.path.isfile(config_path) and os.path.isdir(os.path.join(directory, PARAMS_DIR))):
+    raise FileNotFoundError(
+        f"{directory!r} is not a converted CLIP model: expected {CONFIG_FILE}, {PARAMS_DIR}/ "
+        f"(Orbax) and {TOKENIZER_DIR}/ there, as `python -m jreid.convert clip --dst DIR` "
+        "or jreid.models.save_clip write them")
+  with open(config_path) as f:
+    return CLIPConfig.from_dict(json.load(f))
+
+
 def load_clip(directory: str, dtype: str | None = None) -> tuple[CLIP, Any, Tokenizer]:
   """Loads (model, params, tokenizer) from a directory written by save_clip.
 
@@ -61,15 +73,8 @@ def load_clip(directory: str, dtype: str | None = None) -> tuple[CLIP, Any, Toke
     them as the run needs), and the tokenizer.
   """
   directory = os.path.abspath(directory)
-  config_path = os.path.join(directory, CONFIG_FILE)
+  config = load_clip_config(directory)
   params_path = os.path.join(directory, PARAMS_DIR)
-  if not (os.path.isfile(config_path) and os.path.isdir(params_path)):
-    raise FileNotFoundError(
-        f"{directory!r} is not a converted CLIP model: expected {CONFIG_FILE}, {PARAMS_DIR}/ "
-        f"(Orbax) and {TOKENIZER_DIR}/ there, as `python -m jreid.convert clip --dst DIR` "
-        "or jreid.models.save_clip write them")
-  with open(config_path) as f:
-    config = CLIPConfig.from_dict(json.load(f))
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree_util.tree_map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_params(config))

@@ -8,17 +8,20 @@ from typing import Any
 import jax
 import numpy as np
 
-from jreid.models.checkpoint_io import load_clip
-from jreid.models.clip import VisionConfig
+from ml_collections import ConfigDict
+
+from jreid.models.checkpoint_io import load_clip, load_clip_config
+from jreid.models.clip import TextConfig, VisionConfig
 from jreid.models.pos_embed import resize_pos_embed
 
 
-def pretrained_vision_config(directory: str, image_size: tuple[int, int], dtype: str,
-                             param_dtype: str) -> VisionConfig:
-  """The converted model's image-tower architecture at the run's image size and dtypes."""
-  model, _, _ = load_clip(directory)
-  return dataclasses.replace(model.config.vision, image_size=tuple(image_size), dtype=dtype,
-                             param_dtype=param_dtype)
+def pretrained_tower_configs(model: ConfigDict) -> tuple[VisionConfig, TextConfig]:
+  """The image and text towers of the converted CLIP that model.init names, the image tower at
+  model.vision.image_size, both computing in model.vision's dtypes (only the config file is read)."""
+  pretrained = load_clip_config(model.init)
+  dtypes = dict(dtype=model.vision.dtype, param_dtype=model.vision.param_dtype)
+  return (dataclasses.replace(pretrained.vision, image_size=tuple(model.vision.image_size), **dtypes),
+          dataclasses.replace(pretrained.text, **dtypes))
 
 
 def pretrained_towers(directory: str, image_sizes: dict[str, tuple[int, int]], text: bool = False) -> dict[str, Any]:
