@@ -27,3 +27,6 @@ def test_run_prints_one_row_per_setting(tiny, capsys):
   assert "nearest-neighbour precision" in out
   rows = [line for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
   assert [row.split("|")[1].strip() for row in rows] == ["5", "10"]
+  groups = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "/" in line][1:]
+  assert groups and set(groups) <= {f"{s}/{g}" for s in ("visible_infrared", "clothes_change", "cross_resolution")
+                                    for g in (0, 1)}

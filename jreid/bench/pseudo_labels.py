@@ -5,7 +5,8 @@ directory, as --config.model.init) on its training images, groups them as
 ITKM's first round does (modality / resolution; k-means for clothes change),
 extracts the start's features, and prints:
 - the nearest-neighbour precision: the share of images whose most similar
-  other image of the same group is the same person;
+  other image of the same group is the same person, over all images and per
+  group (with the share whose neighbour also wears the same outfit);
 - for each (k1, eps, min_samples) of the grid (k2 = max(1, k1 // 3)): the
   pairwise precision, recall and F-score of the DBSCAN labels against the true
   identities, with the counts of clusters and outliers.
@@ -26,6 +27,7 @@ from data_pipelines.datasets import load_data, training_records
 from jreid import methods
 from jreid.cluster import quality
 from jreid.methods import itkm_rounds as rounds
+from jreid.methods.itkm import SCENARIOS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--min-samples", default="2,4", help="comma-separated DBSCAN min_samples values.")
 
 
-def start_features(preset: str, init: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """(features [N, D], group-of-scenario domain [N], true identity [N]) of ITKM's training images at the start."""
+def start_features(preset: str, init: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """(features [N, D], group-of-scenario domain [N], true identity [N], outfit [N]) of ITKM's training images."""
   config = itkm_config.get_config(preset)
   config.model.init = init
   data = load_data(config.data, config.seed)
@@ -50,23 +52,44 @@ def start_features(preset: str, init: str) -> tuple[np.ndarray, np.ndarray, np.n
   domain, _ = rounds.assign_domains(method.records, method.scenario, method.group, initial,
                                     method.clothes_change_index, config.seed)
   features = method.extract(params["image"], method.records, domain % 2, domain // 2, batch)
-  return features, domain, np.array([r.pid for r in method.records])
+  return (features, domain, np.array([r.pid for r in method.records]),
+          np.array([r.clothes_id for r in method.records]))
+
+
+def nearest_neighbours(features: np.ndarray, domain: np.ndarray) -> np.ndarray:
+  """Index of each image's most similar other image (cosine) of the same domain; -1 where it has none."""
+  similarity = features @ features.T
+  np.fill_diagonal(similarity, -np.inf)
+  similarity[domain[:, None] != domain[None, :]] = -np.inf
+  return np.where(np.isfinite(similarity.max(axis=1)), np.argmax(similarity, axis=1), -1)
 
 
 def nearest_neighbour_precision(features: np.ndarray, domain: np.ndarray, pids: np.ndarray) -> float:
   """Share of images whose most similar other image (cosine) of the same domain has the same identity."""
-  similarity = features @ features.T
-  np.fill_diagonal(similarity, -np.inf)
-  similarity[domain[:, None] != domain[None, :]] = -np.inf
-  has_neighbour = np.isfinite(similarity.max(axis=1))
-  return float(np.mean(pids[np.argmax(similarity, axis=1)][has_neighbour] == pids[has_neighbour]))
+  neighbour = nearest_neighbours(features, domain)
+  has = neighbour >= 0
+  return float(np.mean(pids[neighbour[has]] == pids[has]))
+
+
+def domain_name(domain: int) -> str:
+  scenario, group = divmod(int(domain), 2)
+  return f"{SCENARIOS[scenario]}/{group}"
 
 
 def run(args: argparse.Namespace) -> None:
-  features, domain, pids = start_features(args.preset, args.init)
+  features, domain, pids, outfits = start_features(args.preset, args.init)
   print(f"\nStart {args.init or '(random)'}: {len(pids)} images of {len(np.unique(pids))} identities in "
         f"{len(np.unique(domain))} groups; nearest-neighbour precision "
         f"{nearest_neighbour_precision(features, domain, pids):.3f}\n")
+  neighbour = nearest_neighbours(features, domain)
+  print("| group (scenario/group) | images | identities | NN same person | NN same outfit |")
+  print("|---|---:|---:|---:|---:|")
+  for d in np.unique(domain):
+    rows = np.flatnonzero((domain == d) & (neighbour >= 0))
+    same = pids[neighbour[rows]] == pids[rows]
+    print(f"| {domain_name(d)} | {np.sum(domain == d)} | {len(np.unique(pids[domain == d]))} | {np.mean(same):.3f} | "
+          f"{np.mean(same & (outfits[neighbour[rows]] == outfits[rows])):.3f} |")
+  print()
   print("| k1 | eps | min_samples | F-score | precision | recall | clusters | outliers |")
   print("|---:|---:|---:|---:|---:|---:|---:|---:|")
   grid = itertools.product([int(k) for k in args.k1.split(",")], [float(e) for e in args.eps.split(",")],
