@@ -8,7 +8,8 @@ An inference model directory holds
     DIR/export.json   format, method, the model's config, class count, query kinds,
                       preprocessing, tokenizer kind, source run and step (written last:
                       its presence marks a complete export)
-    DIR/params/       Orbax checkpoint of {'params', 'model_state'}: no optimizer state
+    DIR/params/       Orbax checkpoint of {'params', 'model_state'}: no optimizer state (and, where
+                      the method says so, only what encoding needs: jreid.methods.export)
     DIR/tokenizer/    the method's tokenizer (CLIP BPE or BERT WordPiece), if it reads text
 
 and nothing outside it is read. At export the method is built as it was
@@ -43,7 +44,7 @@ from ml_collections import ConfigDict
 from data_pipelines.datasets import load_data
 from data_pipelines.records import Record
 from jreid import methods
-from jreid.methods.export import inference_config
+from jreid.methods.export import inference_config, inference_variables
 from jreid.models.bert import WordPieceTokenizer, load_wordpiece_tokenizer
 from jreid.models.preprocess import CLIP_MEAN, CLIP_STD
 from jreid.models.tokenizer import Tokenizer, load_tokenizer
@@ -193,6 +194,7 @@ def save_model(dst: str, config: ConfigDict, num_classes: int, params: Any, mode
   trained = methods.build(config, num_classes)
   tokenizer = getattr(trained, "tokenizer", None)
   config = inference_config(trained)
+  params, model_state = inference_variables(trained, params, model_state)
   method = methods.build(config, num_classes, train_records=(), tokenizer=tokenizer)
   if method.towers != trained.towers:
     raise ValueError(f"the {config.method} method does not build its towers from config.model.towers (see "

@@ -21,6 +21,7 @@ import transformers
 import jreid
 from configs import image_reid as image_reid_config
 from configs import instruct as instruct_config
+from configs import itkm as itkm_config
 from configs import unified as unified_config
 from configs import unireid as unireid_config
 from data_pipelines import synthetic
@@ -103,16 +104,28 @@ def _unified(weights, tiny):
   return unified_config.get_config("smoke")
 
 
+def _itkm(weights, tiny):
+  return itkm_config.get_config("smoke")
+
+
+def _itkm_clip(weights, tiny):
+  config = itkm_config.get_config("smoke")
+  config.model.init = _clip(weights, tiny)
+  return config
+
+
 CASES = {"image_reid+clip": _image_reid, "unireid": _unireid, "unireid+clip": _unireid_clip, "instruct": _instruct,
-         "instruct+clip+bert": _instruct_clip_bert, "unified": _unified}
+         "instruct+clip+bert": _instruct_clip_bert, "unified": _unified, "itkm": _itkm, "itkm+clip": _itkm_clip}
 
 
 def _write_run(workdir, config, method):
-  """A run directory (config.json, one checkpoint) of the method's initial state, perturbed; returns the state."""
+  """A run directory (config.json, one checkpoint) of the method's initial state, its floats perturbed (zero-
+  initialised gates and heads, ITKM's clothes-change centroids take part too); returns the state."""
   state, _, _ = loop.init_state(config, method, loop.batch_spec(config))
   rng = np.random.default_rng(0)
-  noisy = jax.tree.map(lambda x: x + jnp.asarray(0.05 * rng.standard_normal(x.shape), x.dtype), state.params)
-  state = state.replace(params=noisy)  # zero-initialised gates and heads take part too
+  perturb = lambda x: x + jnp.asarray(0.05 * rng.standard_normal(x.shape), x.dtype) if jnp.issubdtype(  # noqa: E731
+      x.dtype, jnp.floating) else x
+  state = state.replace(params=jax.tree.map(perturb, state.params), model_state=jax.tree.map(perturb, state.model_state))
   workdir.mkdir()
   checkpointer = Checkpointer(str(workdir / "checkpoints"))
   checkpointer.save(1, state, {})
@@ -122,13 +135,29 @@ def _write_run(workdir, config, method):
   return state
 
 
+def _copy(path, folder) -> str:
+  return shutil.copy(path, folder / f"{len(os.listdir(folder))}{os.path.splitext(path)[1]}")
+
+
 def _queries(tiny, folder):
-  """Captioned photos with an instruction and a template, their image files copied into folder."""
+  """Captioned photos with an instruction and a template, two of each scenario's identities and one of none,
+  their image files copied into folder."""
   folder.mkdir()
-  copy = lambda path: shutil.copy(path, folder / f"{len(os.listdir(folder))}{os.path.splitext(path)[1]}")
-  photos = [r for r in tiny.train if r.modality == "rgb" and r.captions and r.instruction and r.template][:5]
-  assert len(photos) == 5
-  return [dataclasses.replace(r, path=copy(r.path), template=copy(r.template)) for r in photos]
+  photos = [r for r in tiny.train if r.modality == "rgb" and r.captions and r.instruction and r.template]
+  picked = [next(r for r in photos if r.scenario == scenario and r.pid % 2 == odd)
+            for scenario in ("visible_infrared", "clothes_change", "cross_resolution") for odd in (0, 1)]
+  return [dataclasses.replace(r, path=_copy(r.path, folder), template=_copy(r.template, folder)) for r in picked]
+
+
+def _images(tiny, folder):
+  """Gallery images of every kind a camera takes: a photo, a low-resolution one and an infrared one per
+  scenario (with it or without), copied into folder."""
+  folder.mkdir()
+  picked = [next(r for r in tiny.train if r.scenario == scenario and r.modality == modality and (r.scale > 1) == low)
+            for scenario in ("visible_infrared", "clothes_change", "cross_resolution", "")
+            for modality, low in (("rgb", False), ("rgb", True), ("ir", False))
+            if any(r.scenario == scenario and r.modality == modality and (r.scale > 1) == low for r in tiny.train)]
+  return [dataclasses.replace(r, path=_copy(r.path, folder)) for r in picked]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -139,7 +168,9 @@ def test_export_loads_without_run_weights_or_data(case, tiny, tmp_path, monkeypa
   method = methods.build(config, tiny.num_train_ids, training_records(tiny, config.data.train_modalities))
   state = _write_run(tmp_path / "run", config, method)
   queries = _queries(tiny, tmp_path / "queries")
+  images = _images(tiny, tmp_path / "images")
   expected = {kind: method.encode_records(state, queries, kind, BATCH) for kind in method.query_kinds}
+  expected_images = method.encode_records(state, images, "image", BATCH)
 
   convert.main(["export", "--workdir", str(tmp_path / "run"), "--dst", str(tmp_path / "model")])
   shutil.rmtree(tmp_path / "run")
@@ -152,6 +183,7 @@ def test_export_loads_without_run_weights_or_data(case, tiny, tmp_path, monkeypa
   assert encoder.query_kinds == method.query_kinds
   for kind, features in expected.items():
     np.testing.assert_allclose(encoder.encode(kind, queries), features, atol=1e-5, err_msg=kind)
+  np.testing.assert_allclose(encoder.encode("image", images), expected_images, atol=1e-5)
   assert os.listdir(empty) == []
   exported = inference.read_spec(str(tmp_path / "model"))["config"]
   assert exported["model"]["init"] == "" and str(weights) not in json.dumps(exported)

@@ -78,3 +78,15 @@ def test_resume_mid_stage_is_identical_and_evaluates(smoke, tmp_path):
   results = evaluate_tasks(config, method, restored, data, part)
   assert set(results) == {"clothes_changing", "visible_infrared", "cross_resolution"}
   assert all(0.0 <= results[task]["mAP"] <= 1.0 for task in results)
+
+
+def test_clothes_change_images_are_grouped_as_training_grouped_them(smoke, tmp_path):
+  """Evaluation and export group a clothes-change image by the nearest k-means centroid of its initial features:
+  on the training images that is the group k-means gave them."""
+  config, _, method = smoke
+  state, _ = stages.train(config, str(tmp_path / "run"), method, show_progress=False, stop_at=1)
+  changing = np.flatnonzero(method.scenario == method.clothes_change_index)
+  groups = method.record_groups(state, [method.records[i] for i in changing], config.eval.batch_size)
+  trained = np.asarray(state.model_state["round"].domain)[changing] % 2
+  assert 0 < trained.sum() < len(trained)
+  np.testing.assert_array_equal(groups, trained)

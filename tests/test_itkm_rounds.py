@@ -112,3 +112,12 @@ def test_staged_optimizer_updates_only_its_part():
     updates, new_state = tx.update(grads, state, params)
     assert np.all(np.asarray(updates[frozen]) == 0) and np.all(np.asarray(updates[trained]) != 0)
     assert optax.tree.norm(new_state[frozen]) == optax.tree.norm(state[frozen])
+
+
+def test_nearest_centroid_is_euclidean_not_the_largest_dot_product():
+  centroids = np.array([[1.0, 0.0], [3.0, 0.5]])
+  assert rounds.nearest_centroid(np.array([[1.2, 0.0]]), centroids)[0] == 0  # the dot product would pick 1
+  rng = np.random.default_rng(0)
+  features, centroids = rng.normal(size=(50, 6)), rng.normal(size=(2, 6))
+  brute = [int(np.argmin([np.sum((f - c) ** 2) for c in centroids])) for f in features]
+  np.testing.assert_array_equal(rounds.nearest_centroid(features, centroids), brute)

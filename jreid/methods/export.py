@@ -18,7 +18,10 @@ VisionConfig, TextConfig or BertConfig it built), tower configs taken from
 `exported_towers(config)` when that is not None, and a constructor that reads
 no training data given `train_records=()` and uses a given `tokenizer`. A
 method that reads another file at construction adds the config field naming
-it to FILE_FIELDS.
+it to FILE_FIELDS. A method whose training variables hold more than encoding
+needs (ITKM: prompts, cluster memories, pseudo labels) offers
+`inference_variables(params, model_state)`, and its method built from an
+export's config initialises just those.
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ def inference_config(method: Any) -> ConfigDict:
   for field in FILE_FIELDS:
     _clear(config.model, field)
   return config
+
+
+def inference_variables(method: Any, params: Any, model_state: Any) -> tuple[Any, Any]:
+  """The (params, model_state) an export keeps: all of them, unless the method says less."""
+  keep = getattr(method, "inference_variables", None)
+  return (params, model_state) if keep is None else keep(params, model_state)
 
 
 def _clear(node: ConfigDict, field: tuple[str, ...]) -> None:

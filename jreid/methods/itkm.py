@@ -39,7 +39,8 @@ from data_pipelines.pipeline import eval_batches
 from data_pipelines.records import Record
 from jreid.cluster.memory import momentum_update
 from jreid.losses import itkm as itkm_losses
-from jreid.methods.itkm_rounds import RoundState, empty_round
+from jreid.methods.export import exported_towers
+from jreid.methods.itkm_rounds import RoundState, empty_round, nearest_centroid
 from jreid.methods.text import method_tokenizer, tokenizer_cache_dir
 from jreid.models.clip import TextConfig, TextTransformer, VisionConfig
 from jreid.models.pretrained import pretrained_tower_configs, pretrained_towers
@@ -107,9 +108,11 @@ class ITKM:
 
   def __init__(self, config: ConfigDict, train_records: Sequence[Record] | None = None, tokenizer=None):
     """`train_records`: the training set (default: read from config.data); ITKM trains on the records of
-    config.itkm.scenarios, without their identities. `tokenizer`: instead of the run's (jreid.methods.text)."""
+    config.itkm.scenarios, without their identities. `tokenizer`: instead of the run's (jreid.methods.text).
+    Built from an export's config (config.model.towers), it is an encoder only: no training record is read."""
     self.config = config
-    if train_records is None:
+    self.for_inference = exported_towers(config) is not None
+    if train_records is None and not self.for_inference:
       train_records = run_training_records(config)
     cfg = config.itkm
     unknown = set(cfg.scenarios) - set(SCENARIOS)
@@ -117,14 +120,15 @@ class ITKM:
       raise ValueError(f"itkm.scenarios must be a non-empty subset of {SCENARIOS}, got {tuple(cfg.scenarios)}")
     if cfg.cluster_matching not in CLUSTER_MATCHING:
       raise ValueError(f"itkm.cluster_matching must be one of {CLUSTER_MATCHING}, got {cfg.cluster_matching!r}")
-    self.records = tuple(r for r in train_records if r.scenario in cfg.scenarios)
-    if not self.records:
+    self.records = () if self.for_inference else tuple(r for r in train_records if r.scenario in cfg.scenarios)
+    if not self.records and not self.for_inference:
       raise ValueError(f"no training record belongs to the scenarios {tuple(cfg.scenarios)}")
     self.scenario = np.array([SCENARIOS.index(r.scenario) for r in self.records], np.int32)
     self.group = np.array([record_group(r) for r in self.records], np.int32)
     self.capacity = cfg.max_clusters or len(self.records)
     self.tokenizer = tokenizer or method_tokenizer(config, train_records, tokenizer_cache_dir())
     self.vision, self.text = self._tower_configs()
+    self.towers = {"vision": self.vision, "text": self.text}
     self.template, self.learned_at = prompt_template(self.tokenizer, self.text.context_length, cfg.num_prompt_tokens)
     self.image_net = ImageNet(self.vision, len(SCENARIOS), cfg.scenario_embedding, cfg.scenario_init_std)
     self.text_net = TextTransformer(self.text)
@@ -138,7 +142,10 @@ class ITKM:
   def _tower_configs(self) -> tuple[VisionConfig, TextConfig]:
     m = self.config.model
     dtypes = dict(dtype=m.vision.dtype, param_dtype=m.vision.param_dtype)
-    if m.init:
+    towers = exported_towers(self.config)
+    if towers is not None:
+      vision, text = VisionConfig(**towers["vision"]), TextConfig(**towers["text"])
+    elif m.init:
       vision, text = pretrained_tower_configs(m)
     else:
       vision = VisionConfig(**m.vision.to_dict())
@@ -163,14 +170,23 @@ class ITKM:
       text = _loaded(self._pretrained["text"], text, self.config.model.init, "text")
     image["patch_embed_1"] = image["vision"]["patch_embed"]
     image = {"encoder": image}
+    initial = image if self.trains_clothes_change else {}
+    if self.for_inference:
+      return {"image": image}, {"initial": initial, "group_centroids": jnp.zeros((2, self.vision.embed_dim))}
     prompts = 0.02 * jax.random.normal(prompt_rng, (self.capacity, self.config.itkm.num_prompt_tokens,
                                                     self.text.width), jnp.dtype(self.text.param_dtype))
     model_state = {
         "round": empty_round(len(self.records), self.capacity, self.vision.embed_dim, self.config.itkm.ihm_k),
         "text_tower": text,
-        "initial": image if self.trains_clothes_change else {},
+        "initial": initial,
     }
     return {"image": image, "prompts": prompts}, model_state
+
+  def inference_variables(self, params: dict, model_state: dict) -> tuple[dict, dict]:
+    """What encoding needs of the variables (jreid.methods.export): the encoder, and the initial encoder and
+    k-means centroids that group clothes-change images; not the prompts, memories or pseudo labels."""
+    return {"image": params["image"]}, {"initial": model_state["initial"],
+                                        "group_centroids": group_centroids(model_state)}
 
   def image_features(self, image_params, images: jax.Array, group: jax.Array, scenario: jax.Array) -> jax.Array:
     return self.image_net.apply({"params": image_params}, images, group, scenario)
@@ -256,8 +272,7 @@ class ITKM:
         subset = [records[i] for i in undecided]
         scenario = np.full(len(subset), SCENARIOS.index("clothes_change"), np.int32)
         initial = self.extract(state.model_state["initial"], subset, np.zeros_like(scenario), scenario, batch_size)
-        centroids = np.asarray(state.model_state["round"].group_centroids)
-        group[undecided] = np.argmax(initial @ centroids.T, axis=1)
+        group[undecided] = nearest_centroid(initial, np.asarray(group_centroids(state.model_state)))
     return group
 
   def encode_records(self, state, records: Sequence[Record], kind: str, batch_size: int) -> np.ndarray:
@@ -267,6 +282,14 @@ class ITKM:
     scenario = np.array([SCENARIOS.index(r.scenario) if r.scenario in SCENARIOS else -1 for r in records], np.int32)
     return self.extract(state.params["image"], records, self.record_groups(state, records, batch_size), scenario,
                         batch_size)
+
+
+def group_centroids(model_state: dict) -> jax.Array:
+  """The clothes-change k-means centroids [2, D] of a training state (in its round state) or an export's."""
+  if "group_centroids" in model_state:
+    return model_state["group_centroids"]
+  round_state = model_state["round"]
+  return round_state["group_centroids"] if isinstance(round_state, dict) else round_state.group_centroids
 
 
 def _loaded(loaded, reference, directory: str, tower: str):
