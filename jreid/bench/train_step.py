@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"images per step and device, a multiple of {NUM_INSTANCES}.")
   parser.add_argument("--devices", type=int, default=1,
                       help="data-parallel over this many devices (global batch = --batch x --devices).")
+  parser.add_argument("--fsdp", type=int, default=1,
+                      help="of those devices, shard parameters and optimizer state over groups of this many "
+                           "(mesh data = devices / fsdp, fsdp; see jreid/train/sharding.py).")
   parser.add_argument("--steps", type=int, default=20, help="timed steps.")
   parser.add_argument("--warmup", type=int, default=3, help="untimed steps after the first.")
   parser.add_argument("--peak", type=float, default=989e12,
@@ -107,7 +110,9 @@ def run(args: argparse.Namespace) -> None:
   config, method, batch = (_unified_setup if args.method == "unified" else _image_reid_setup)(args)
   if len(jax.devices()) < args.devices:
     raise ValueError(f"--devices {args.devices}: only {len(jax.devices())} devices here")
-  config.mesh.shape = dict(data=args.devices)
+  if args.devices % args.fsdp:
+    raise ValueError(f"--fsdp {args.fsdp} does not divide --devices {args.devices}")
+  config.mesh.shape = dict(data=args.devices // args.fsdp, fsdp=args.fsdp)
   device = jax.devices()[0]
   mesh = sharding.make_mesh(config.mesh, jax.devices()[:args.devices])
   create, abstract, tx, _ = loop.state_setup(config, method, loop.batch_spec(config, mesh), mesh)
@@ -138,7 +143,8 @@ def run(args: argparse.Namespace) -> None:
   attention = os.environ.get(clip.ATTENTION_ENV, "auto")
   print(f"\nTrain-step benchmark: {args.method}, preset {args.preset} (ViT width {vision.width}, {vision.layers} "
         f"layers, patch {vision.patch_size}, {vision.image_size[0]}x{vision.image_size[1]}, compute "
-        f"{vision.dtype}, attention {attention}), batch {args.batch} x {args.devices} device(s), loss {float(metrics['loss']):.4f}")
+        f"{vision.dtype}, attention {attention}), batch {args.batch} x {args.devices} device(s) "
+        f"(mesh {dict(mesh.shape)}), loss {float(metrics['loss']):.4f}")
   print(f"{datetime.date.today().isoformat()}, jax {jax.__version__}, {device.platform}: {device.device_kind}, "
         f"peak {args.peak / 1e12:.4g} TFLOP/s, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}\n")
   print(f"first step (compile + run) {first:.1f} s; median of {args.steps} steps {median * 1e3:.2f} ms "
@@ -157,16 +163,17 @@ PROFILED_STEPS = 5
 
 
 def _print_profile(step, state, batch, folder: pathlib.Path, median: float):
-  """Traces PROFILED_STEPS steps and prints device time per step by kind of kernel and the top kernels."""
+  """Traces PROFILED_STEPS steps and prints the first device's time per step by kind of kernel and its top
+  kernels (collectives run beside the compute, so the busy share may pass 100%)."""
   with jax.profiler.trace(str(folder)):
     for _ in range(PROFILED_STEPS):
       state, metrics = step(state, batch)
     jax.block_until_ready((state, metrics))
   trace = sorted(folder.rglob("*.xplane.pb"), key=lambda p: p.stat().st_mtime)[-1]
   kernels, launches = collections.Counter(), 0
-  for plane in jax.profiler.ProfileData.from_file(str(trace)).planes:
-    if not plane.name.startswith("/device:"):
-      continue
+  devices = sorted((p for p in jax.profiler.ProfileData.from_file(str(trace)).planes if p.name.startswith("/device:")),
+                   key=lambda p: p.name)
+  for plane in devices[:1]:  # the first device's: data-parallel devices run the same program
     for line in plane.lines:  # kernels are on the stream lines; the XLA Ops / Modules lines repeat them
       if line.name.startswith("Stream") or line.name.startswith("Kernel"):
         for event in line.events:
@@ -205,7 +212,9 @@ def _fusion_lines(hlo_text: str) -> dict[str, str]:
 
 def _kernel_kind(name: str) -> str:
   lowered = name.lower()
-  for kind, marks in (("attention (cuDNN)", ("sdpa", "flash", "fmha", "dot_do_o", "convert_dq")),
+  for kind, marks in (("collective (NCCL)", ("nccl", "allreduce", "all_reduce", "allgather", "all_gather",
+                                             "reducescatter", "reduce_scatter")),
+                      ("attention (cuDNN)", ("sdpa", "flash", "fmha", "dot_do_o", "convert_dq")),
                       ("convolution", ("convolution", "fprop", "dgrad", "wgrad")),
                       ("matmul", ("gemm", "cutlass", "nvjet", "cublas", "matmul", "dot")),
                       ("reduction", ("reduce",)),

@@ -1,0 +1,37 @@
+"""python -m jreid.bench train_step: kernel kinds of a profile, the mesh options, a run on the smoke preset."""
+
+import argparse
+
+import pytest
+
+from jreid.bench import train_step
+
+
+def _args(**overrides):
+  parser = argparse.ArgumentParser()
+  train_step.add_arguments(parser)
+  args = parser.parse_args(["--preset", "smoke", "--batch", "8", "--steps", "2", "--warmup", "1"])
+  return argparse.Namespace(**{**vars(args), **overrides})
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("ncclDevKernel_AllReduce_Sum_bf16_RING_LL(ncclDevKernelArgsStorage<4096ul>)", "collective (NCCL)"),
+    ("ncclDevKernel_AllGather_RING_LL", "collective (NCCL)"),
+    ("input_add_reduce_fusion_265", "reduction"),
+    ("cudnn_generated_fort_native_sdpa_sm90_flash_bprop_wgmma_f16_", "attention (cuDNN)"),
+    ("nvjet_sm90_tst_128x160_64x5_2x1_v_bz_NNT", "matmul"),
+    ("loop_multiply_fusion_3", "fused elementwise"),
+])
+def test_kernel_kinds(name, kind):
+  assert train_step._kernel_kind(name) == kind
+
+
+def test_fsdp_must_divide_the_devices():
+  with pytest.raises(ValueError, match="--fsdp 2 does not divide --devices 1"):
+    train_step.run(_args(fsdp=2))
+
+
+def test_smoke_step_prints_its_mesh_and_timing(capsys):
+  train_step.run(_args())
+  out = capsys.readouterr().out
+  assert "mesh {'data': 1, 'fsdp': 1, 'model': 1}" in out and "median of 2 steps" in out
