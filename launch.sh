@@ -5,8 +5,9 @@
 #   ./launch.sh [options] [--] [arguments for jreid.main]
 #
 #   --nproc N             processes on this host (default 1: one process drives
-#                         every local device, the fastest way on one host);
-#                         with N > 1 process i drives local device i
+#                         every local device); with N > 1 process i drives
+#                         local device i: on GPUs the faster way (one per GPU,
+#                         benchmarks/TRAIN_STEP.md)
 #   --nnodes M            hosts in the job (default 1)
 #   --node_rank R         this host's index, 0..M-1 (default 0)
 #   --coordinator H:P     address of rank 0's host and a free port on it
@@ -22,7 +23,7 @@
 set -euo pipefail
 
 nproc=1 nnodes=1 node_rank=0 coordinator="" cpu_devices="" module=jreid.main log_dir=""
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --nproc) nproc="$2"; shift 2 ;;

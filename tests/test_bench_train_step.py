@@ -1,10 +1,17 @@
 """python -m jreid.bench train_step: kernel kinds of a profile, the mesh options, a run on the smoke preset."""
 
 import argparse
+import os
+import pathlib
+import re
+import subprocess
+import sys
 
 import pytest
 
 from jreid.bench import train_step
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _args(**overrides):
@@ -35,3 +42,21 @@ def test_smoke_step_prints_its_mesh_and_timing(capsys):
   train_step.run(_args())
   out = capsys.readouterr().out
   assert "mesh {'data': 1, 'fsdp': 1, 'model': 1}" in out and "median of 2 steps" in out
+
+
+def test_two_processes_time_the_step_one_process_would():
+  """`launch.sh --nproc 2 --module jreid.bench`: two processes with a device each run the step that one process
+  with two devices runs (the same loss), and only the first prints."""
+  def bench(*launch):
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    env.pop("XLA_FLAGS", None)
+    run = subprocess.run(["bash", str(REPO / "launch.sh"), *launch, "--module", "jreid.bench", "--", "train_step",
+                          "--preset", "smoke", "--batch", "8", "--devices", "2", "--steps", "2", "--warmup", "1"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run.stdout
+
+  single, double = bench("--cpu_devices", "2"), bench("--nproc", "2", "--cpu_devices", "1")
+  loss = lambda out: re.findall(r"process\(es\)\), loss (\S+)", out)  # noqa: E731
+  assert "1 process(es)" in single and "2 process(es)" in double
+  assert len(loss(double)) == 1 and loss(double) == loss(single)

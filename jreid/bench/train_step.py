@@ -37,7 +37,7 @@ from data_pipelines.datasets import training_records
 from jreid import methods
 from jreid.models import clip
 from jreid.models.clip import VisionConfig
-from jreid.train import loop, sharding
+from jreid.train import distributed, loop, sharding
 from jreid.train.step import make_train_step
 
 NUM_INSTANCES = 4
@@ -105,6 +105,7 @@ def _unified_setup(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> None:
+  distributed.initialize()  # one process per GPU under `launch.sh --nproc N --module jreid.bench`
   if args.batch % NUM_INSTANCES:
     raise ValueError(f"--batch must be a multiple of {NUM_INSTANCES}, got {args.batch}")
   config, method, batch = (_unified_setup if args.method == "unified" else _image_reid_setup)(args)
@@ -113,11 +114,12 @@ def run(args: argparse.Namespace) -> None:
   if args.devices % args.fsdp:
     raise ValueError(f"--fsdp {args.fsdp} does not divide --devices {args.devices}")
   config.mesh.shape = dict(data=args.devices // args.fsdp, fsdp=args.fsdp)
-  device = jax.devices()[0]
   mesh = sharding.make_mesh(config.mesh, jax.devices()[:args.devices])
   create, abstract, tx, _ = loop.state_setup(config, method, loop.batch_spec(config, mesh), mesh)
   layouts = sharding.step_shardings(mesh, jax.tree.map(lambda x: x.sharding, abstract))
-  batch = sharding.global_batch(batch, layouts.batch)
+  index, count = sharding.process_block(layouts.batch, args.batch * args.devices)
+  rows = args.batch * args.devices // count
+  batch = sharding.global_batch({k: v[index * rows:(index + 1) * rows] for k, v in batch.items()}, layouts.batch)
   state = create()
 
   start = time.perf_counter()
@@ -135,7 +137,14 @@ def run(args: argparse.Namespace) -> None:
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - start)
   median = statistics.median(times)
+  if jax.process_index() == 0:
+    _print_timing(args, method, step, mesh, metrics, first, times)
+  if args.profile:
+    _print_profile(step, state, batch, pathlib.Path(args.profile), median)
 
+
+def _print_timing(args: argparse.Namespace, method, step, mesh, metrics: dict, first: float, times: list) -> None:
+  median, device = statistics.median(times), jax.devices()[0]
   vision = method.vision
   images = args.batch * args.devices
   rows = [("XLA cost analysis", _xla_flops(step) / args.batch),  # the per-device program
@@ -144,7 +153,8 @@ def run(args: argparse.Namespace) -> None:
   print(f"\nTrain-step benchmark: {args.method}, preset {args.preset} (ViT width {vision.width}, {vision.layers} "
         f"layers, patch {vision.patch_size}, {vision.image_size[0]}x{vision.image_size[1]}, compute "
         f"{vision.dtype}, attention {attention}), batch {args.batch} x {args.devices} device(s) "
-        f"(mesh {dict(mesh.shape)}), loss {float(metrics['loss']):.4f}")
+        f"(mesh {dict(mesh.shape)}, {jax.process_count()} process(es)), loss "
+        f"{float(np.asarray(metrics['loss'].addressable_data(0))):.4f}")
   print(f"{datetime.date.today().isoformat()}, jax {jax.__version__}, {device.platform}: {device.device_kind}, "
         f"peak {args.peak / 1e12:.4g} TFLOP/s, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}\n")
   print(f"first step (compile + run) {first:.1f} s; median of {args.steps} steps {median * 1e3:.2f} ms "
@@ -155,20 +165,20 @@ def run(args: argparse.Namespace) -> None:
   for name, flops in rows:
     achieved = flops * args.batch / median  # per device
     print(f"| {name} | {flops / 1e9:.4g} | {achieved / 1e12:.4g} | {achieved / args.peak:.1%} |")
-  if args.profile:
-    state = _print_profile(step, state, batch, pathlib.Path(args.profile), median)
 
 
 PROFILED_STEPS = 5
 
 
-def _print_profile(step, state, batch, folder: pathlib.Path, median: float):
+def _print_profile(step, state, batch, folder: pathlib.Path, median: float) -> None:
   """Traces PROFILED_STEPS steps and prints the first device's time per step by kind of kernel and its top
   kernels (collectives run beside the compute, so the busy share may pass 100%)."""
   with jax.profiler.trace(str(folder)):
     for _ in range(PROFILED_STEPS):
       state, metrics = step(state, batch)
     jax.block_until_ready((state, metrics))
+  if jax.process_index():  # every process runs the traced steps (they hold collectives); the first prints
+    return
   trace = sorted(folder.rglob("*.xplane.pb"), key=lambda p: p.stat().st_mtime)[-1]
   kernels, launches = collections.Counter(), 0
   devices = sorted((p for p in jax.profiler.ProfileData.from_file(str(trace)).planes if p.name.startswith("/device:")),
@@ -181,7 +191,7 @@ def _print_profile(step, state, batch, folder: pathlib.Path, median: float):
           launches += 1
   if not kernels:
     print("\nprofile: no device kernels in the trace (a CPU run has none)")
-    return state
+    return
   total = sum(kernels.values()) / PROFILED_STEPS / 1e6
   kinds = collections.Counter()
   for name, ns in kernels.items():
@@ -196,7 +206,6 @@ def _print_profile(step, state, batch, folder: pathlib.Path, median: float):
   for name, ns in kernels.most_common(30):
     print(f"| `{name[:60]}` | {ns / PROFILED_STEPS / 1e6:.3f} | {ns / sum(kernels.values()):.1%} | "
           f"`{hlo.get(name, '')[:150]}` |")
-  return state
 
 
 def _fusion_lines(hlo_text: str) -> dict[str, str]:
