@@ -73,49 +73,23 @@ def _bert(directory, tiny) -> str:
   return str(directory / "bert")
 
 
-def _image_reid(weights, tiny):
-  config = image_reid_config.get_config("smoke")
-  config.model.init = _clip(weights, tiny)
+def _case(config_module, clip: bool = False, bert: bool = False):
+  """A case's config: the smoke preset of `config_module`, started from a tiny converted CLIP and with BERT
+  instructions if asked."""
+  def config(weights, tiny):
+    c = config_module.get_config("smoke")
+    if clip:
+      c.model.init = _clip(weights, tiny)
+    if bert:
+      c.model.instruction.update(encoder="bert", bert=_bert(weights, tiny))
+    return c
   return config
 
 
-def _unireid(weights, tiny):
-  return unireid_config.get_config("smoke")
-
-
-def _unireid_clip(weights, tiny):
-  config = unireid_config.get_config("smoke")
-  config.model.init = _clip(weights, tiny)
-  return config
-
-
-def _instruct(weights, tiny):
-  return instruct_config.get_config("smoke")
-
-
-def _instruct_clip_bert(weights, tiny):
-  config = instruct_config.get_config("smoke")
-  config.model.init = _clip(weights, tiny)
-  config.model.instruction.update(encoder="bert", bert=_bert(weights, tiny))
-  return config
-
-
-def _unified(weights, tiny):
-  return unified_config.get_config("smoke")
-
-
-def _itkm(weights, tiny):
-  return itkm_config.get_config("smoke")
-
-
-def _itkm_clip(weights, tiny):
-  config = itkm_config.get_config("smoke")
-  config.model.init = _clip(weights, tiny)
-  return config
-
-
-CASES = {"image_reid+clip": _image_reid, "unireid": _unireid, "unireid+clip": _unireid_clip, "instruct": _instruct,
-         "instruct+clip+bert": _instruct_clip_bert, "unified": _unified, "itkm": _itkm, "itkm+clip": _itkm_clip}
+CASES = {"image_reid+clip": _case(image_reid_config, clip=True), "unireid": _case(unireid_config),
+         "unireid+clip": _case(unireid_config, clip=True), "instruct": _case(instruct_config),
+         "instruct+clip+bert": _case(instruct_config, clip=True, bert=True), "unified": _case(unified_config),
+         "itkm": _case(itkm_config), "itkm+clip": _case(itkm_config, clip=True)}
 
 
 def _write_run(workdir, config, method):
