@@ -41,9 +41,9 @@ from jreid.cluster.memory import momentum_update
 from jreid.losses import itkm as itkm_losses
 from jreid.methods.export import exported_towers
 from jreid.methods.itkm_rounds import RoundState, empty_round, nearest_centroid
-from jreid.methods.text import method_tokenizer, tokenizer_cache_dir
-from jreid.models.clip import TextConfig, TextTransformer, VisionConfig
-from jreid.models.pretrained import pretrained_tower_configs, pretrained_towers
+from jreid.methods.text import clip_tower_configs, method_tokenizer, tokenizer_cache_dir
+from jreid.models.clip import TextTransformer, VisionConfig
+from jreid.models.pretrained import pretrained_towers
 from jreid.models.preprocess import normalize_images
 from jreid.models.scenario_vit import ScenarioViT
 from jreid.train import stages
@@ -127,7 +127,7 @@ class ITKM:
     self.group = np.array([record_group(r) for r in self.records], np.int32)
     self.capacity = cfg.max_clusters or len(self.records)
     self.tokenizer = tokenizer or method_tokenizer(config, train_records, tokenizer_cache_dir())
-    self.vision, self.text = self._tower_configs()
+    self.vision, self.text = clip_tower_configs(config, self.tokenizer)
     self.towers = {"vision": self.vision, "text": self.text}
     self.template, self.learned_at = prompt_template(self.tokenizer, self.text.context_length, cfg.num_prompt_tokens)
     self.image_net = ImageNet(self.vision, len(SCENARIOS), cfg.scenario_embedding, cfg.scenario_init_std)
@@ -138,22 +138,6 @@ class ITKM:
   @property
   def trains_clothes_change(self) -> bool:
     return "clothes_change" in self.config.itkm.scenarios
-
-  def _tower_configs(self) -> tuple[VisionConfig, TextConfig]:
-    m = self.config.model
-    dtypes = dict(dtype=m.vision.dtype, param_dtype=m.vision.param_dtype)
-    towers = exported_towers(self.config)
-    if towers is not None:
-      vision, text = VisionConfig(**towers["vision"]), TextConfig(**towers["text"])
-    elif m.init:
-      vision, text = pretrained_tower_configs(m)
-    else:
-      vision = VisionConfig(**m.vision.to_dict())
-      text = TextConfig(**{**m.text.to_dict(), "vocab_size": self.tokenizer.vocab_size, "embed_dim": vision.embed_dim,
-                           "eot_token_id": self.tokenizer.eot_token_id, **dtypes})
-    if vision.embed_dim != text.embed_dim:
-      raise ValueError(f"the towers' embed_dim differ: vision {vision.embed_dim}, text {text.embed_dim}")
-    return vision, text
 
   def _pretrained_towers(self) -> dict:
     """{'vision', 'text'} parameters of the converted CLIP, the position grid resized to the image size."""

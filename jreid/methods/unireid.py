@@ -31,10 +31,9 @@ from data_pipelines.records import Record
 from data_pipelines.sketch import sketch as draw
 from jreid import losses
 from jreid.eval.extract import extract_image_features
-from jreid.methods.export import exported_towers
-from jreid.methods.text import TextTokens, method_tokenizer, tokenizer_cache_dir
+from jreid.methods.text import TextTokens, clip_tower_configs, method_tokenizer, tokenizer_cache_dir
 from jreid.models.clip import EncoderOutput, TextConfig, TextTransformer, VisionConfig, VisionTransformer
-from jreid.models.pretrained import pretrained_tower_configs, pretrained_towers
+from jreid.models.pretrained import pretrained_towers
 from jreid.models.preprocess import normalize_images
 from jreid.models.tokenizer import Tokenizer
 
@@ -221,30 +220,13 @@ class UNIReID:
     if tokenizer is None:
       tokenizer = method_tokenizer(config, self.train_set, tokenizer_cache_dir())
     self.tokenizer = tokenizer
-    self.vision, self.text = self._tower_configs()
+    self.vision, self.text = clip_tower_configs(config, self.tokenizer)
     self.towers = {"vision": self.vision, "text": self.text}
     self.tokens = TextTokens(self.tokenizer, self.text.context_length)
     self.net = UNIReIDNet(self.vision, self.text, config.model.fusion, config.model.fusion_heads,
                           num_classes if config.loss.id_weight else 0)
     self._pretrained = self._pretrained_towers() if config.model.init else {}  # on the host: init stays traceable
     self._encoders = {}
-
-  def _tower_configs(self) -> tuple[VisionConfig, TextConfig]:
-    """An export's towers (jreid.methods.export), else config.model.init's, else config.model's."""
-    m = self.config.model
-    dtypes = dict(dtype=m.vision.dtype, param_dtype=m.vision.param_dtype)
-    towers = exported_towers(self.config)
-    if towers is not None:
-      vision, text = VisionConfig(**towers["vision"]), TextConfig(**towers["text"])
-    elif m.init:
-      vision, text = pretrained_tower_configs(m)
-    else:
-      vision = VisionConfig(**m.vision.to_dict())
-      text = TextConfig(**{**m.text.to_dict(), "vocab_size": self.tokenizer.vocab_size,
-                           "eot_token_id": self.tokenizer.eot_token_id, **dtypes})
-    if vision.embed_dim != text.embed_dim:
-      raise ValueError(f"the towers' embed_dim differ: vision {vision.embed_dim}, text {text.embed_dim}")
-    return vision, text
 
   def train_records(self, records: Sequence[Record]) -> list[Record]:
     """The training rows: captioned full-resolution photos (sketches come with them as companions)."""
