@@ -148,16 +148,10 @@ def average_query_expansion(query, gallery, k, metric):
   return out
 
 
-def k_reciprocal_distances(query, gallery, k1=20, k2=6, lambda_value=0.3,
-                           metric="cosine"):
-  """The published re-ranking loop (squared Euclidean base distance)."""
-  x = np.concatenate([query, gallery]).astype(np.float64)
-  if metric == "cosine":
-    x = x / np.linalg.norm(x, axis=1, keepdims=True)
-  n, num_query = len(x), len(query)
-  dist = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-  dist = dist / dist.max(axis=1, keepdims=True)
-  rank = np.argsort(dist, axis=1, kind="stable")
+def k_reciprocal_vectors(dist, rank, k1, k2):
+  """The published k-reciprocal encoding [N, N] (each row's weights sum to one) from base distances and the
+  ranking of every row, averaged over each row's k2 nearest (local query expansion)."""
+  n = len(dist)
   half = int(np.around(k1 / 2.0))
 
   def reciprocal(i, k):
@@ -179,6 +173,19 @@ def k_reciprocal_distances(query, gallery, k1=20, k2=6, lambda_value=0.3,
     v[i, expansion] = weight / weight.sum()
   if k2 != 1:
     v = np.array([v[rank[i, :k2]].mean(0) for i in range(n)])
+  return v
+
+
+def k_reciprocal_distances(query, gallery, k1=20, k2=6, lambda_value=0.3,
+                           metric="cosine"):
+  """The published re-ranking loop (squared Euclidean base distance)."""
+  x = np.concatenate([query, gallery]).astype(np.float64)
+  if metric == "cosine":
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+  n, num_query = len(x), len(query)
+  dist = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+  dist = dist / dist.max(axis=1, keepdims=True)
+  v = k_reciprocal_vectors(dist, np.argsort(dist, axis=1, kind="stable"), k1, k2)
   inverted = [np.where(v[:, j] != 0)[0] for j in range(n)]
   jaccard = np.zeros((num_query, n))
   for i in range(num_query):

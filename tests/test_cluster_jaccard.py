@@ -7,34 +7,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from eval_reference import k_reciprocal_vectors
 from jreid.cluster import NeighbourGraph, jaccard, k_reciprocal_jaccard
 
 
 def dense_jaccard(features, k1, k2):
-  """The published per-item loops over dense [N, N] matrices, in float64."""
+  """The published per-item loops over dense [N, N] matrices, in float64 (cosine ranking)."""
   x = np.asarray(features, np.float64)
   n = len(x)
   dist = 2.0 - 2.0 * x @ x.T
-  rank = np.argsort(-(x @ x.T), axis=1, kind="stable")[:, :k1 + 1]
-  half = int(np.around(k1 / 2.0))
-
-  def reciprocal(i, k):
-    forward = rank[i, :k + 1]
-    return forward[np.any(rank[forward, :k + 1] == i, axis=1)]
-
-  v = np.zeros((n, n))
-  for i in range(n):
-    base = reciprocal(i, k1)
-    expansion = base
-    for candidate in base:
-      candidate_set = reciprocal(candidate, half)
-      if len(np.intersect1d(candidate_set, base)) > 2.0 / 3 * len(candidate_set):
-        expansion = np.append(expansion, candidate_set)
-    expansion = np.unique(expansion)
-    weight = np.exp(-dist[i, expansion])
-    v[i, expansion] = weight / weight.sum()
-  if k2 != 1:
-    v = np.stack([v[rank[i, :k2]].mean(0) for i in range(n)])
+  v = k_reciprocal_vectors(dist, np.argsort(-(x @ x.T), axis=1, kind="stable"), k1, k2)
   shared = np.stack([np.minimum(v[i], v).sum(1) for i in range(n)])
   return np.maximum(1.0 - shared / (2.0 - shared), 0.0)
 
