@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import transformers
 
 import jreid
 from configs import image_reid as image_reid_config
@@ -27,9 +26,9 @@ from configs import unireid as unireid_config
 from data_pipelines import synthetic
 from data_pipelines.datasets import training_records
 from jreid import convert, inference, methods
-from jreid.models import CLIPConfig, TextConfig, VisionConfig, bert, build_local_tokenizer, init_params, save_clip
 from jreid.train import loop
 from jreid.train.checkpoint import Checkpointer
+from tiny_weights import tiny_bert, tiny_clip
 
 BATCH = 4
 
@@ -46,42 +45,15 @@ def tiny(tmp_path_factory):
     os.environ["JREID_DATA_DIR"] = previous
 
 
-def _captions(tiny):
-  return [c for r in tiny.train for c in r.captions]
-
-
-def _clip(directory, tiny) -> str:
-  """A tiny converted CLIP (32 x 32 images, its own BPE tokenizer) in directory/clip."""
-  tokenizer = build_local_tokenizer(_captions(tiny), str(directory / "bpe"), 600)
-  vision = VisionConfig(image_size=(32, 32), patch_size=16, width=32, layers=1, heads=2, mlp_dim=64, embed_dim=16)
-  text = TextConfig(vocab_size=tokenizer.vocab_size, context_length=24, width=32, layers=1, heads=2, mlp_dim=64,
-                    embed_dim=16, eot_token_id=tokenizer.eot_token_id)
-  save_clip(str(directory / "clip"), CLIPConfig(vision, text), init_params(CLIPConfig(vision, text),
-                                                                           jax.random.key(3)), tokenizer)
-  return str(directory / "clip")
-
-
-def _bert(directory, tiny) -> str:
-  """A tiny converted BERT (WordPiece over the captions' words) in directory/bert."""
-  words = sorted({w.strip(".,").lower() for c in _captions(tiny) for w in c.split()})
-  (directory / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
-  wordpiece = bert.WordPieceTokenizer(transformers.BertTokenizerFast(vocab_file=str(directory / "vocab.txt")))
-  config = bert.BertConfig(vocab_size=wordpiece.vocab_size, width=24, layers=1, heads=2, mlp_dim=48,
-                           max_positions=64)
-  params = bert.Bert(config).init(jax.random.key(4), jnp.zeros((1, 4), jnp.int32))["params"]
-  bert.save_bert(str(directory / "bert"), config, params, wordpiece)
-  return str(directory / "bert")
-
-
 def _case(config_module, clip: bool = False, bert: bool = False):
   """A case's config: the smoke preset of `config_module`, started from a tiny converted CLIP and with BERT
   instructions if asked."""
   def config(weights, tiny):
     c = config_module.get_config("smoke")
     if clip:
-      c.model.init = _clip(weights, tiny)
+      c.model.init = tiny_clip(weights, tiny.train)[0]
     if bert:
-      c.model.instruction.update(encoder="bert", bert=_bert(weights, tiny))
+      c.model.instruction.update(encoder="bert", bert=tiny_bert(weights, tiny.train)[0])
     return c
   return config
 

@@ -7,7 +7,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import transformers
 
 from configs import instruct as instruct_config
 from data_pipelines import instructions, mixing
@@ -16,9 +15,10 @@ from jreid import methods
 from jreid.eval import protocols
 from jreid.eval.tasks import evaluate_tasks
 from jreid.methods import instruct
-from jreid.models import CLIPConfig, TextConfig, VisionConfig, bert, build_local_tokenizer, init_params, save_clip
+from jreid.models import bert
 from jreid.train import loop
 from jreid.train.state import TrainState
+from tiny_weights import tiny_bert, tiny_clip
 
 SIX = instruct_config.TASKS
 
@@ -168,21 +168,10 @@ def test_train_then_evaluate_all_six_tasks(method, tiny, tmp_path):
 
 
 def test_towers_start_from_a_converted_clip_and_bert(tiny, tmp_path):
-  vision = VisionConfig(image_size=(32, 32), patch_size=16, width=32, layers=1, heads=2, mlp_dim=64, embed_dim=16)
-  tokenizer = build_local_tokenizer([c for r in tiny.train for c in r.captions], str(tmp_path / "bpe"), 600)
-  text = TextConfig(vocab_size=tokenizer.vocab_size, context_length=24, width=32, layers=1, heads=2, mlp_dim=64,
-                    embed_dim=16, eot_token_id=tokenizer.eot_token_id)
-  clip_params = init_params(CLIPConfig(vision, text), jax.random.key(3))
-  save_clip(str(tmp_path / "clip"), CLIPConfig(vision, text), clip_params, tokenizer)
-  words = sorted({w.strip(".,").lower() for r in tiny.train for c in r.captions for w in c.split()})
-  (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
-  wordpiece = bert.WordPieceTokenizer(transformers.BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt")))
-  bert_config = bert.BertConfig(vocab_size=wordpiece.vocab_size, width=24, layers=1, heads=2, mlp_dim=48,
-                                max_positions=64)
-  bert_params = bert.Bert(bert_config).init(jax.random.key(4), jnp.zeros((1, 4), jnp.int32))["params"]
-  bert.save_bert(str(tmp_path / "bert"), bert_config, bert_params, wordpiece)
-  config = _config(init=str(tmp_path / "clip"))
-  config.model.instruction.update(encoder="bert", bert=str(tmp_path / "bert"))
+  clip_dir, clip_params = tiny_clip(tmp_path, tiny.train)
+  bert_dir, bert_params = tiny_bert(tmp_path, tiny.train)
+  config = _config(init=clip_dir)
+  config.model.instruction.update(encoder="bert", bert=bert_dir)
   method = _build(tiny, config)
   assert method.text is None and method.template.width == 32
   batch = next(_stream(method, tiny, mode="mixed", num_ids=6))
@@ -193,5 +182,6 @@ def test_towers_start_from_a_converted_clip_and_bert(tiny, tmp_path):
   assert all(np.all(g == 0) for g in _gates(params))
   for a, b in zip(jax.tree.leaves(params["bert"]), jax.tree.leaves(bert_params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  wordpiece = bert.load_bert(bert_dir)[2]
   ids = method.tokens("Ignore clothes.")
   assert ids[0] == wordpiece.cls_token_id and wordpiece.sep_token_id in ids

@@ -17,9 +17,10 @@ from jreid import methods
 from jreid.eval.tasks import evaluate_tasks
 from jreid.methods import text as text_lib
 from jreid.methods.unireid import UNIReID, UNIReIDNet, draw_sketch, is_training_photo
-from jreid.models import CLIPConfig, TextConfig, VisionConfig, build_local_tokenizer, init_params, save_clip
+from jreid.models import load_clip
 from jreid.train import loop
 from jreid.train.step import make_train_step
+from tiny_weights import tiny_clip
 
 
 @pytest.fixture(scope="module")
@@ -210,17 +211,11 @@ def test_train_then_evaluate_text_sketch_and_both(method, tiny, tmp_path):
 
 
 def test_towers_start_from_a_converted_clip(tiny, tmp_path):
-  vision = VisionConfig(image_size=(32, 32), patch_size=16, width=32, layers=1, heads=2, mlp_dim=64, embed_dim=16)
-  tokenizer = build_local_tokenizer([c for r in tiny.train for c in r.captions], str(tmp_path / "bpe"), 600)
-  text = TextConfig(vocab_size=tokenizer.vocab_size, context_length=24, width=32, layers=1, heads=2, mlp_dim=64,
-                    embed_dim=16, eot_token_id=tokenizer.eot_token_id)
-  clip_config = CLIPConfig(vision, text)
-  saved = init_params(clip_config, jax.random.PRNGKey(3))
-  save_clip(str(tmp_path / "clip"), clip_config, saved, tokenizer)
   config = _config()
-  config.model.init = str(tmp_path / "clip")
+  config.model.init, saved = tiny_clip(tmp_path, tiny.train)
   method = UNIReID(config, tiny.num_train_ids, tiny.train)
-  assert method.tokenizer.vocab_size == tokenizer.vocab_size and method.text.context_length == 24
+  assert method.tokenizer.vocab_size == load_clip(config.model.init)[2].vocab_size
+  assert method.text.context_length == 24
   assert is_training_photo(tiny.train[1])
   params, _ = method.init(jax.random.PRNGKey(0), _batch(method, tiny.train))
   for a, b in zip(jax.tree.leaves(params["text"]), jax.tree.leaves(saved["text"])):
