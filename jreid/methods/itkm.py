@@ -21,7 +21,8 @@ tower lives in model_state['text_tower'], and, when the clothes-change
 scenario is trained, the encoder's initial parameters in
 model_state['initial'] (its features decide the clothes-change groups, by the
 k-means centroids of the round state, for training and test images alike).
-The multi-stage driver is jreid.train.stages (`trainer`).
+The multi-stage driver is jreid.train.stages (`trainer`). An export keeps the
+encoder, the initial encoder and the centroids (`inference_variables`).
 """
 
 from __future__ import annotations
@@ -269,7 +270,8 @@ class ITKM:
 
 
 def group_centroids(model_state: dict) -> jax.Array:
-  """The clothes-change k-means centroids [2, D] of a training state (in its round state) or an export's."""
+  """The clothes-change k-means centroids [2, D] of an export's model state, or of a training state's round
+  state (a RoundState; a dict where the checkpoint was restored without its tree types)."""
   if "group_centroids" in model_state:
     return model_state["group_centroids"]
   round_state = model_state["round"]
