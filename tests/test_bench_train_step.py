@@ -44,14 +44,16 @@ def test_smoke_step_prints_its_mesh_and_timing(capsys):
   assert "mesh {'data': 1, 'fsdp': 1, 'model': 1}" in out and "median of 2 steps" in out
 
 
-def test_two_processes_time_the_step_one_process_would():
+@pytest.mark.parametrize("method, batch", [("image_reid", "8"), ("unified", "36")])
+def test_two_processes_time_the_step_one_process_would(method, batch):
   """`launch.sh --nproc 2 --module jreid.bench`: two processes with a device each run the step that one process
   with two devices runs (the same loss), and only the first prints."""
   def bench(*launch):
     env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
     env.pop("XLA_FLAGS", None)
     run = subprocess.run(["bash", str(REPO / "launch.sh"), *launch, "--module", "jreid.bench", "--", "train_step",
-                          "--preset", "smoke", "--batch", "8", "--devices", "2", "--steps", "2", "--warmup", "1"],
+                          "--method", method, "--preset", "smoke", "--batch", batch, "--devices", "2",
+                          "--steps", "2", "--warmup", "1"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return run.stdout

@@ -81,6 +81,7 @@ def _xla_flops(compiled) -> float:
 
 
 def _image_reid_setup(args: argparse.Namespace):
+  """(config, method, batch of a spec): random images of P identities x 4, this process's block of rows."""
   config = image_reid.get_config(args.preset)
   size = args.batch * args.devices
   config.data.update(num_ids=size // NUM_INSTANCES, num_instances=NUM_INSTANCES)
@@ -89,37 +90,42 @@ def _image_reid_setup(args: argparse.Namespace):
       "image": rng.integers(0, 256, (size, *config.model.vision.image_size, 3), dtype=np.uint8),
       "label": np.repeat(np.arange(size // NUM_INSTANCES, dtype=np.int32), NUM_INSTANCES),
   }
-  return config, methods.build(config, args.num_classes), batch
+
+  def block(spec) -> dict:
+    rows = size // spec.process_count
+    return {k: v[spec.process_index * rows:(spec.process_index + 1) * rows] for k, v in batch.items()}
+  return config, methods.build(config, args.num_classes), block
 
 
 def _unified_setup(args: argparse.Namespace):
+  """(config, method, batch of a spec): the tiny synthetic set's first mixed batch of all nine tasks."""
   config = unified.get_config(args.preset)
   config.data.update(num_ids=args.batch * args.devices // NUM_INSTANCES, num_instances=NUM_INSTANCES,
                      num_workers=0)
   data = synthetic.load(size="tiny", seed=0, num_workers=1)
   records = training_records(data, config.data.train_modalities)
   method = methods.build(config, data.num_train_ids, records)
-  spec = loop.batch_spec(config, sharding.make_mesh(config.mesh, jax.devices()[:args.devices]))
-  batch = next(iter(mixing.mixed_dataset(method.train_tasks(records, spec), "mixed", config.seed)))
-  return config, method, batch
+
+  def block(spec) -> dict:
+    return next(iter(mixing.mixed_dataset(method.train_tasks(records, spec), "mixed", config.seed)))
+  return config, method, block
 
 
 def run(args: argparse.Namespace) -> None:
   distributed.initialize()  # one process per GPU under `launch.sh --nproc N --module jreid.bench`
   if args.batch % NUM_INSTANCES:
     raise ValueError(f"--batch must be a multiple of {NUM_INSTANCES}, got {args.batch}")
-  config, method, batch = (_unified_setup if args.method == "unified" else _image_reid_setup)(args)
+  config, method, batch_of = (_unified_setup if args.method == "unified" else _image_reid_setup)(args)
   if len(jax.devices()) < args.devices:
     raise ValueError(f"--devices {args.devices}: only {len(jax.devices())} devices here")
   if args.devices % args.fsdp:
     raise ValueError(f"--fsdp {args.fsdp} does not divide --devices {args.devices}")
   config.mesh.shape = dict(data=args.devices // args.fsdp, fsdp=args.fsdp)
   mesh = sharding.make_mesh(config.mesh, jax.devices()[:args.devices])
-  create, abstract, tx, _ = loop.state_setup(config, method, loop.batch_spec(config, mesh), mesh)
+  spec = loop.batch_spec(config, mesh)  # this process's block of the global batch
+  create, abstract, tx, _ = loop.state_setup(config, method, spec, mesh)
   layouts = sharding.step_shardings(mesh, jax.tree.map(lambda x: x.sharding, abstract))
-  index, count = sharding.process_block(layouts.batch, args.batch * args.devices)
-  rows = args.batch * args.devices // count
-  batch = sharding.global_batch({k: v[index * rows:(index + 1) * rows] for k, v in batch.items()}, layouts.batch)
+  batch = sharding.global_batch(batch_of(spec), layouts.batch)
   state = create()
 
   start = time.perf_counter()
