@@ -18,7 +18,8 @@ def test_nearest_neighbour_precision_by_brute_force():
     if others:
       best = max(others, key=lambda j: features[i] @ features[j])
       hits, counted = hits + (pids[best] == pids[i]), counted + 1
-  assert pseudo_labels.nearest_neighbour_precision(features, domain, pids) == hits / counted
+  neighbour = pseudo_labels.nearest_neighbours(features, domain)
+  assert pseudo_labels.nearest_neighbour_precision(neighbour, pids) == hits / counted
 
 
 def test_run_prints_one_row_per_setting(tiny, capsys):

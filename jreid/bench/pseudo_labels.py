@@ -64,9 +64,8 @@ def nearest_neighbours(features: np.ndarray, domain: np.ndarray) -> np.ndarray:
   return np.where(np.isfinite(similarity.max(axis=1)), np.argmax(similarity, axis=1), -1)
 
 
-def nearest_neighbour_precision(features: np.ndarray, domain: np.ndarray, pids: np.ndarray) -> float:
-  """Share of images whose most similar other image (cosine) of the same domain has the same identity."""
-  neighbour = nearest_neighbours(features, domain)
+def nearest_neighbour_precision(neighbour: np.ndarray, pids: np.ndarray) -> float:
+  """Share of the images with a neighbour (`nearest_neighbours`) whose neighbour has the same identity."""
   has = neighbour >= 0
   return float(np.mean(pids[neighbour[has]] == pids[has]))
 
@@ -78,10 +77,10 @@ def domain_name(domain: int) -> str:
 
 def run(args: argparse.Namespace) -> None:
   features, domain, pids, outfits = start_features(args.preset, args.init)
+  neighbour = nearest_neighbours(features, domain)
   print(f"\nStart {args.init or '(random)'}: {len(pids)} images of {len(np.unique(pids))} identities in "
         f"{len(np.unique(domain))} groups; nearest-neighbour precision "
-        f"{nearest_neighbour_precision(features, domain, pids):.3f}\n")
-  neighbour = nearest_neighbours(features, domain)
+        f"{nearest_neighbour_precision(neighbour, pids):.3f}\n")
   print("| group (scenario/group) | images | identities | NN same person | NN same outfit |")
   print("|---|---:|---:|---:|---:|")
   for d in np.unique(domain):
