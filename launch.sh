@@ -6,7 +6,7 @@
 #
 #   --nproc N             processes on this host (default 1: one process drives
 #                         every local device); with N > 1 process i drives
-#                         local device i: on GPUs the faster way (one per GPU,
+#                         local device i (one per GPU is the recommended way:
 #                         benchmarks/TRAIN_STEP.md)
 #   --nnodes M            hosts in the job (default 1)
 #   --node_rank R         this host's index, 0..M-1 (default 0)
