@@ -8,7 +8,9 @@ JPEG quality 90) into a temporary folder, then times:
   random erasing 0.5), image after image;
 - the training pipeline (pipeline.train_dataset: P x K = 16 x 4 batches of
   the same work) in the main process with one thread, and in N worker
-  processes of one thread each.
+  processes of one thread each. A timed run takes at least 8 batches per
+  worker, so that the batches the workers hold ready when it starts are a
+  small share of it.
 Per core is images per CPU-second: the CPU time of this process and of its
 worker processes (read from /proc) over the timed batches, so that it holds
 on a shared machine; images/s is wall-clock. Each figure is the best of
@@ -42,11 +44,13 @@ SIZE = (256, 128)
 FORMATS = {"png": ("PNG", {}), "jpeg": ("JPEG", {"quality": 90})}
 AUGMENT = pipeline.AugmentConfig(padding=10, flip=True, erasing=0.5, color_jitter=0.2)
 BATCH = (16, 4)  # P identities x K images.
+BATCHES_PER_WORKER = 8  # timed per run at least, so that the batches ready in the workers' buffers count little
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--num-images", type=int, default=512, help="files written per format (at least 64).")
-  parser.add_argument("--batches", type=int, default=16, help="batches of 64 per timed pipeline run.")
+  parser.add_argument("--batches", type=int, default=16,
+                      help=f"batches of 64 per timed pipeline run (at least {BATCHES_PER_WORKER} per worker).")
   parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure; the best counts.")
   parser.add_argument("--workers", default="0,1,2",
                       help="comma-separated worker process counts (0: in the main process).")
@@ -118,6 +122,7 @@ def _pipeline(records: list[Record], workers: int, batches: int, repeats: int) -
   try:
     for _ in range(2 * max(1, workers)):
       next(iterator)
+    batches = max(batches, BATCHES_PER_WORKER * workers)
 
     def step():
       for _ in range(batches):
