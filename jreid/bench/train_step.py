@@ -13,12 +13,12 @@ Reports the first (compiling) step, the median of --steps steps after
 --warmup, each synced, and the images/s of --steps steps dispatched back to
 back with one sync at the end (how training runs them, and how
 shared/bench/anchor_vit.py times its peers). MFU is FLOPs per step / that
-step time / --peak, with the
-FLOPs of XLA's cost analysis of the compiled step and the analytic count of
-the image tower (3 x the forward's matmul FLOPs: 68 GFLOP per image for
-ViT-B/16 at 256x128). --profile DIR traces a few steps and prints where the
-device time goes, by kind of kernel and the top kernels. --preset smoke is a
-quick check on a CPU. JREID_ATTENTION=xla|cudnn picks the attention kernel.
+step time / --peak, with the FLOPs of XLA's cost analysis of the compiled
+step and the analytic count of the image tower (3 x the forward's matmul
+FLOPs: 68 GFLOP per image for ViT-B/16 at 256x128). --profile DIR traces a
+few steps and prints where the device time goes, by kind of kernel and the
+top kernels. --preset smoke is a quick check on a CPU. JREID_ATTENTION=xla|cudnn
+picks the attention kernel.
 """
 
 from __future__ import annotations
@@ -211,8 +211,8 @@ def _print_profile(step, state, batch, folder: pathlib.Path, step_time: float) -
   kinds = collections.Counter()
   for name, ns in kernels.items():
     kinds[_kernel_kind(name)] += ns
-  print(f"\nDevice time per step {total:.2f} ms of {step_time * 1e3:.2f} ms wall ({total / (step_time * 1e3):.0%} busy), "
-        f"{launches // PROFILED_STEPS} kernels\n")
+  print(f"\nDevice time per step {total:.2f} ms of {step_time * 1e3:.2f} ms wall "
+        f"({total / (step_time * 1e3):.0%} busy), {launches // PROFILED_STEPS} kernels\n")
   print("| kind of kernel | ms / step | share |\n|---|---:|---:|")
   for kind, ns in kinds.most_common():
     print(f"| {kind} | {ns / PROFILED_STEPS / 1e6:.2f} | {ns / sum(kinds.values()):.1%} |")
