@@ -71,7 +71,8 @@ def _write_run(workdir, config, method):
   rng = np.random.default_rng(0)
   perturb = lambda x: x + jnp.asarray(0.05 * rng.standard_normal(x.shape), x.dtype) if jnp.issubdtype(  # noqa: E731
       x.dtype, jnp.floating) else x
-  state = state.replace(params=jax.tree.map(perturb, state.params), model_state=jax.tree.map(perturb, state.model_state))
+  state = state.replace(params=jax.tree.map(perturb, state.params),
+                        model_state=jax.tree.map(perturb, state.model_state))
   workdir.mkdir()
   checkpointer = Checkpointer(str(workdir / "checkpoints"))
   checkpointer.save(1, state, {})

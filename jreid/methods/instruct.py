@@ -55,12 +55,6 @@ TASK_KINDS = ("traditional", "clothes_changing", "visible_infrared", "text", "cl
 # The unified model's further tasks: low-resolution photos, sketches, and sketches with a caption.
 QUERY_TASKS = ("cross_resolution", "sketch", "text+sketch")
 ALL_TASKS = TASK_KINDS + QUERY_TASKS
-
-
-def ratio_key(task: str) -> str:
-  """A task's key in config.data.task_ratios: its name with '+' as '_', so that a flag can name it
-  (--config.data.task_ratios.text_sketch=2)."""
-  return task.replace("+", "_")
 ENCODERS = ("clip_text", "bert")
 # What a row's instruction is: nothing, a sentence that edits the image, a template image that edits it, a
 # caption (text-to-image rows: encoded for the losses, never editing the image), or a caption whose embedding
@@ -68,6 +62,12 @@ ENCODERS = ("clip_text", "bert")
 NONE, TEXT, TEMPLATE, CAPTION, FUSION = range(5)
 _MAX_LOG_SCALE = math.log(100.0)  # CLIP's cap on the learned logit scale.
 _EDITING_PARAMS = ("instruction_key", "instruction_value", "gate")  # Not in a pretrained ViT.
+
+
+def ratio_key(task: str) -> str:
+  """A task's key in config.data.task_ratios: its name with '+' as '_', so that a flag can name it
+  (--config.data.task_ratios.text_sketch=2)."""
+  return task.replace("+", "_")
 
 
 def _unit(x: jax.Array) -> jax.Array:

@@ -7,7 +7,6 @@ from typing import Any
 
 import jax
 import numpy as np
-
 from ml_collections import ConfigDict
 
 from jreid.models.checkpoint_io import load_clip, load_clip_config
