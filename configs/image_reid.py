@@ -38,7 +38,8 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   c.model.init = ""  # '' = random init; or a directory written by `python -m jreid.convert clip`
   c.model.vision = ConfigDict(dict(
       image_size=(96, 48), patch_size=8, width=128, layers=4, heads=4, mlp_dim=256, embed_dim=128,
-      dtype="float32", param_dtype="float32"))
+      dtype="float32", param_dtype="float32",
+      stem="patch", stem_width=32, stem_blocks=0, pool="token"))  # jreid/models/clip.py: VisionConfig
 
   c.loss = ConfigDict(dict(id_weight=1.0, triplet_weight=1.0, triplet_margin=0.3, label_smoothing=0.1))
 

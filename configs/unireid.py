@@ -27,9 +27,6 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   c.data.augment = ConfigDict(dict(padding=8, flip=True, erasing=0.0, color_jitter=0.0, grayscale=0.0))
   c.data.sketches = "dataset"  # each photo's sketch: 'dataset' (the data's, else drawn) or 'drawn' (always)
 
-  c.model.vision = ConfigDict(dict(
-      image_size=(96, 48), patch_size=8, width=128, layers=4, heads=4, mlp_dim=256, embed_dim=128,
-      dtype="float32", param_dtype="float32"))
   # vocab_size: the local BPE's target size (the converted model's tokenizer when model.init is set).
   c.model.text = ConfigDict(dict(
       vocab_size=1024, context_length=56, width=128, layers=3, heads=4, mlp_dim=256, embed_dim=128))

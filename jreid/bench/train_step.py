@@ -63,17 +63,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--peak", type=float, default=989e12,
                       help="the device's peak FLOP/s (default: H100 SXM, bf16 dense).")
   parser.add_argument("--num-classes", type=int, default=751, help="identities of the classifier.")
+  parser.add_argument("--vision", nargs="*", default=(), metavar="KEY=VALUE",
+                      help="overrides of the preset's image tower, e.g. stem=patch pool=token (config.model.vision).")
   parser.add_argument("--profile", default="", help="also trace 5 steps into this folder and print a breakdown.")
 
 
-def analytic_flops(vision: VisionConfig) -> float:
-  """Train FLOPs per image of the ViT: 3 x the forward's matmul FLOPs (patches, blocks, projection)."""
+def stem_flops(vision: VisionConfig) -> float:
+  """Forward matmul FLOPs per image of the patch embedding (`clip.patch_embedding`)."""
   patches = vision.grid[0] * vision.grid[1]
-  tokens, width = patches + 1, vision.width
+  if vision.stem == "patch":
+    return 2 * patches * vision.patch_size**2 * 3 * vision.width
+  flops, channels_in = 0.0, 3
+  for stage in range(vision.patch_size.bit_length() - 1):
+    positions = patches * (vision.patch_size // 2**(stage + 1))**2
+    channels = vision.stem_width * 2**stage
+    flops += 2 * positions * 9 * channels * (channels_in + 2 * vision.stem_blocks * channels)
+    channels_in = channels
+  return flops + 2 * patches * channels_in * vision.width
+
+
+def analytic_flops(vision: VisionConfig) -> float:
+  """Train FLOPs per image of the ViT: 3 x the forward's matmul FLOPs (patch embedding, blocks, projection)."""
+  tokens, width = vision.grid[0] * vision.grid[1] + 1, vision.width
   block = 2 * tokens * (4 * width * width + 2 * width * vision.mlp_dim) + 4 * tokens * tokens * width
-  forward = (2 * patches * vision.patch_size**2 * 3 * width + vision.layers * block
-             + 2 * width * vision.embed_dim)
-  return 3.0 * forward
+  return 3.0 * (stem_flops(vision) + vision.layers * block + 2 * width * vision.embed_dim)
 
 
 def _xla_flops(compiled) -> float:
@@ -83,9 +96,19 @@ def _xla_flops(compiled) -> float:
   return float(cost.get("flops", float("nan")))
 
 
+def _override_vision(config, overrides) -> None:
+  """Sets config.model.vision keys from KEY=VALUE strings (values parsed as the key's current type)."""
+  for item in overrides:
+    key, _, value = item.partition("=")
+    if key not in config.model.vision:
+      raise SystemExit(f"--vision {item}: {key!r} is not a key of config.model.vision ({sorted(config.model.vision)})")
+    config.model.vision[key] = type(config.model.vision[key])(value)
+
+
 def _image_reid_setup(args: argparse.Namespace):
   """(config, method, batch of a spec): random images of P identities x 4, this process's block of rows."""
   config = image_reid.get_config(args.preset)
+  _override_vision(config, args.vision)
   size = args.batch * args.devices
   config.data.update(num_ids=size // NUM_INSTANCES, num_instances=NUM_INSTANCES)
   rng = np.random.default_rng(0)
@@ -103,6 +126,7 @@ def _image_reid_setup(args: argparse.Namespace):
 def _unified_setup(args: argparse.Namespace):
   """(config, method, batch of a spec): the tiny synthetic set's first mixed batch of all nine tasks."""
   config = unified.get_config(args.preset)
+  _override_vision(config, args.vision)
   config.data.update(num_ids=args.batch * args.devices // NUM_INSTANCES, num_instances=NUM_INSTANCES,
                      num_workers=0)
   data = synthetic.load(size="tiny", seed=0, num_workers=1)

@@ -530,9 +530,10 @@ class InstructReID:
     contrastive_rows, terms = self._text_to_image_losses(params, model_state, out, labels, t2i, rng)
     weights = jnp.ones(labels.shape, jnp.float32)
     if cfg.dynamic:  # each row weighted by its task's confidence (identity CE, or InfoNCE for text rows)
-      weights, updates["task_stats"] = self._task_weights(model_state["task_stats"], batch["task"],
-                                                          jnp.where(reid, id_rows, contrastive_rows))
+      weights, updates["task_stats"], task_weights = self._task_weights(
+          model_state["task_stats"], batch["task"], jnp.where(reid, id_rows, contrastive_rows))
       terms["task_weight"] = jnp.mean(weights)
+      terms.update({f"task_weight/{task}": w for task, w in zip(self.config.data.tasks, task_weights)})
     if cfg.adaptive:
       relatedness = losses.instruction_relatedness(labels, out.instruction.embedding)
     else:
@@ -554,13 +555,14 @@ class InstructReID:
              + cfg.contrastive_weight * terms["contrastive"] + cfg.matching_weight * terms["matching"])
     return total, (terms, updates)
 
-  def _task_weights(self, stats: dict, task: jax.Array, row_loss: jax.Array) -> tuple[jax.Array, dict]:
-    """Per-row weights alpha (1 + w_task)^gamma from the tasks' running confidences, and the updated stats."""
+  def _task_weights(self, stats: dict, task: jax.Array, row_loss: jax.Array) -> tuple[jax.Array, dict, jax.Array]:
+    """Per-row weights alpha (1 + w_task)^gamma from the tasks' running confidences, the updated stats, and
+    each task's weight alpha (1 + w_task)^gamma [num_tasks]."""
     cfg = self.config.loss
     confidence, seen = losses.update_confidence(stats["confidence"], stats["seen"], task, row_loss,
                                                 jnp.ones(task.shape, bool), cfg.dynamic_momentum)
-    w = losses.task_weights(confidence, seen)
-    return cfg.dynamic_alpha * (1 + w[task]) ** cfg.dynamic_gamma, {"confidence": confidence, "seen": seen}
+    per_task = cfg.dynamic_alpha * (1 + losses.task_weights(confidence, seen)) ** cfg.dynamic_gamma
+    return per_task[task], {"confidence": confidence, "seen": seen}, per_task
 
   def _text_to_image_losses(self, params, model_state, out: Outputs, labels, t2i, rng):
     """Per-row L_cl(F) [B] (zero off the text-to-image rows) and {'matching': L_match(F_out)}."""

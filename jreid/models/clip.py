@@ -77,6 +77,11 @@ def _check_transformer_shape(cfg: VisionConfig | TextConfig) -> None:
     raise ValueError(f"activation {cfg.activation!r} is not one of {sorted(ACTIVATIONS)}")
 
 
+STEMS = ("patch", "conv")
+STEM_GROUPS = 8  # GroupNorm groups of the conv stem (stem_width must be a multiple)
+POOLS = ("token", "mean")
+
+
 @dataclasses.dataclass(frozen=True)
 class VisionConfig:
   """ViT image encoder; image_size is (height, width) in pixels."""
@@ -92,6 +97,13 @@ class VisionConfig:
   param_dtype: str = "float32"
   activation: str = "quick_gelu"
   layer_norm_eps: float = 1e-5
+  # How images become patch tokens: 'patch', one linear projection per patch (CLIP's; what converted
+  # checkpoints hold), or 'conv', log2(patch_size) stages of 3x3 stride-2 convolutions (`ConvStem`).
+  stem: str = "patch"
+  stem_width: int = 32  # conv stem: channels of the first stage, doubled at each further stage
+  stem_blocks: int = 0  # conv stem: residual 3x3 blocks after each stage's strided convolution
+  # The pooled feature: 'token', the class token (CLIP's), or 'mean', the mean of the patch tokens.
+  pool: str = "token"
 
   def __post_init__(self):
     object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
@@ -99,6 +111,14 @@ class VisionConfig:
       raise ValueError(
           f"image_size {self.image_size} must be (H, W), both multiples of patch_size "
           f"{self.patch_size}")
+    if self.stem not in STEMS:
+      raise ValueError(f"stem {self.stem!r} is not one of {STEMS}")
+    if self.stem == "conv" and (self.patch_size < 2 or self.patch_size & (self.patch_size - 1)):
+      raise ValueError(f"the conv stem needs a power-of-two patch_size, got {self.patch_size}")
+    if self.stem == "conv" and self.stem_width % STEM_GROUPS:
+      raise ValueError(f"stem_width {self.stem_width} is not a multiple of the stem's {STEM_GROUPS} groups")
+    if self.pool not in POOLS:
+      raise ValueError(f"pool {self.pool!r} is not one of {POOLS}")
     _check_transformer_shape(self)
 
   @property
@@ -297,8 +317,46 @@ def _projection(cfg: VisionConfig | TextConfig) -> nn.Dense:
                   kernel_init=nn.initializers.normal(cfg.width**-0.5))
 
 
+class ConvStem(nn.Module):
+  """Early convolutions (Xiao et al. 2021) down to the patch grid: [B, H, W, 3] -> [B, H/p, W/p, width].
+
+  log2(p) stages, each a 3x3 stride-2 convolution + GroupNorm + ReLU followed
+  by `blocks` residual blocks (conv-norm-ReLU-conv-norm, the last norm's scale
+  zero at init, then ReLU), then a 1x1 convolution to the transformer width.
+  GroupNorm, not BatchNorm, keeps the tower free of batch statistics, so
+  photos, sketches and templates can be encoded in batches of their own.
+  """
+
+  config: VisionConfig
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    cfg = self.config
+    dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
+    conv = functools.partial(nn.Conv, kernel_size=(3, 3), use_bias=False, dtype=dtype, param_dtype=param_dtype)
+    norm = functools.partial(nn.GroupNorm, num_groups=STEM_GROUPS, dtype=dtype, param_dtype=param_dtype)
+    for stage in range(int(math.log2(cfg.patch_size))):
+      channels = cfg.stem_width * 2**stage
+      x = nn.relu(norm(name=f"norm_{stage}")(conv(channels, strides=(2, 2), name=f"conv_{stage}")(x)))
+      for b in range(cfg.stem_blocks):
+        name = f"block_{stage}_{b}"
+        y = nn.relu(norm(name=f"{name}_norm_1")(conv(channels, name=f"{name}_conv_1")(x)))
+        y = norm(scale_init=nn.initializers.zeros, name=f"{name}_norm_2")(conv(channels, name=f"{name}_conv_2")(y))
+        x = nn.relu(x + y)
+    return nn.Conv(cfg.width, (1, 1), dtype=dtype, param_dtype=param_dtype, name="proj")(x)
+
+
+def patch_embedding(cfg: VisionConfig, name: str | None = None) -> nn.Module:
+  """The module that turns images [B, H, W, 3] into patch embeddings [B, rows, columns, width] (cfg.stem)."""
+  if cfg.stem == "conv":
+    return ConvStem(cfg, name=name)
+  patch = (cfg.patch_size, cfg.patch_size)
+  return nn.Conv(cfg.width, patch, strides=patch, padding="VALID", use_bias=False, dtype=jnp.dtype(cfg.dtype),
+                 param_dtype=jnp.dtype(cfg.param_dtype), name=name)
+
+
 class VisionTransformer(nn.Module):
-  """ViT: bias-free conv patches, class token, learned positions, pre-LN blocks.
+  """ViT: patch embedding (`patch_embedding`), class token, learned positions, pre-LN blocks.
 
   `attention` picks the blocks' attention class; extra keyword arguments of
   the call go to it (jreid.models.editing.EditingVisionTransformer).
@@ -309,10 +367,8 @@ class VisionTransformer(nn.Module):
 
   def setup(self):
     cfg = self.config
-    dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
-    patch = (cfg.patch_size, cfg.patch_size)
-    self.patch_embed = nn.Conv(cfg.width, patch, strides=patch, padding="VALID", use_bias=False,
-                               dtype=dtype, param_dtype=param_dtype)
+    param_dtype = jnp.dtype(cfg.param_dtype)
+    self.patch_embed = patch_embedding(cfg)
     init = nn.initializers.normal(cfg.width**-0.5)
     self.class_embedding = self.param("class_embedding", init, (cfg.width,), param_dtype)
     num_tokens = cfg.grid[0] * cfg.grid[1] + 1
@@ -332,7 +388,8 @@ class VisionTransformer(nn.Module):
         embedding (camera / scenario embeddings).
 
     Returns:
-      EncoderOutput; `feature` is the class token after ln_post.
+      EncoderOutput; `feature` is the class token after ln_post, or the mean
+      of the patch tokens (config.pool).
     """
     cfg = self.config
     if tuple(images.shape[1:]) != (*cfg.image_size, 3):
@@ -356,7 +413,7 @@ class VisionTransformer(nn.Module):
       x = x + extra_embedding.astype(dtype)
     x = self.transformer(self.ln_pre(x), **attention_kwargs)
     tokens = self.ln_post(x)
-    feature = tokens[:, 0]
+    feature = tokens[:, 0] if cfg.pool == "token" else tokens[:, 1:].mean(axis=1)
     return EncoderOutput(tokens=tokens, feature=feature, embedding=self.proj(feature))
 
 

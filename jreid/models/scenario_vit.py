@@ -5,7 +5,7 @@ Every image belongs to a scenario (an index, or -1 for none) and to one of
 patch embedding ("dual-branch front end"); the scenario's learned embedding is
 added to every token together with the position embedding (ITKM eq. 1).
 Parameters: `vision` (a plain VisionTransformer, whose `patch_embed` is group
-0's branch), `patch_embed_<g>` for the other groups and `scenario_embedding`
+0's branch), `patch_embed_<g>` (the same front end, `clip.patch_embedding`) for the other groups and `scenario_embedding`
 [num_scenarios, width]. With a zero scenario embedding and equal branches the
 encoder is the plain ViT.
 """
@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jreid.models.clip import EncoderOutput, VisionConfig, VisionTransformer
+from jreid.models.clip import EncoderOutput, VisionConfig, VisionTransformer, patch_embedding
 
 
 class ScenarioViT(nn.Module):
@@ -35,10 +35,8 @@ class ScenarioViT(nn.Module):
     if tuple(images.shape[1:]) != (*cfg.image_size, 3):
       raise ValueError(f"expected images [B, {cfg.image_size[0]}, {cfg.image_size[1]}, 3], got {images.shape}")
     patches = vision.patch_embed(images)
-    patch = (cfg.patch_size, cfg.patch_size)
     for g in range(1, self.num_groups):
-      branch = nn.Conv(cfg.width, patch, strides=patch, padding="VALID", use_bias=False, dtype=jnp.dtype(cfg.dtype),
-                       param_dtype=jnp.dtype(cfg.param_dtype), name=f"patch_embed_{g}")(images)
+      branch = patch_embedding(cfg, name=f"patch_embed_{g}")(images)
       patches = jnp.where((group == g)[:, None, None, None], branch, patches)
     extra = None
     if self.scenario_embedding:

@@ -19,6 +19,9 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
                     shardings: StepShardings | None = None) -> Callable:
   """One optimizer step: forward, loss terms, backward, update. The state is donated.
 
+  Its metrics: the loss, the method's terms, the gradient norm and the gradient
+  norm of each top-level parameter tree (`grad_norm/vision`, ...: per tower).
+
   With shardings the step is compiled for them: the state keeps its layout,
   the batch is one global array, so losses over the batch (batch-hard triplet,
   identity CE, BatchNorm statistics) see all of it.
@@ -34,7 +37,8 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
     (loss, (terms, model_state)), grads = grad_fn(state.params, state.model_state, batch, rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {"loss": loss, **terms, "grad_norm": optax.tree.norm(grads)}
+    metrics = {"loss": loss, **terms, "grad_norm": optax.tree.norm(grads),
+               **{f"grad_norm/{name}": optax.tree.norm(tree) for name, tree in grads.items()}}
     new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
     return new_state, metrics
 

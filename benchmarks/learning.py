@@ -1,0 +1,203 @@
+"""Learning benchmark: many jreid runs and the PyTorch peer's side by side on one GPU, one table.
+
+  python benchmarks/learning.py PLAN --out DIR --peer PEER_DIR [--jobs N]
+
+PLAN names a list of runs below (`PLANS`). Every run is `python -m jreid.main` with config overrides, or
+the peer (`PEER_DIR/peer_reid.py`, a copy of shared/bench/) on the synthetic set written in the Market
+layout by `PEER_DIR/export_market.py`. The synthetic sets of the plan's seeds are generated first, then
+the runs go N at a time (each process takes GPU memory as it needs it). Written to DIR: one folder per
+run (log, results, TensorBoard), `summary.json` (each run's mAP per task, chance, steps, wall time,
+and a loss / gradient-norm curve read from its TensorBoard events) and `summary.md` (the table), figures in %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MARKET_TASKS = ("traditional", "cross_resolution", "visible_infrared", "sketch", "clothes_changing")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One training run: a jreid config with overrides, or the peer with its arguments (`peer` set)."""
+
+  name: str
+  seed: int
+  config: str = "configs/image_reid.py"
+  overrides: tuple[str, ...] = ()
+  peer: tuple[str, ...] | None = None  # peer_reid.py arguments; the data folder is added
+  modalities: str = "rgb"  # the peer's training modalities (its exported folder)
+
+
+CONV = ("model.vision.stem=conv",)
+PHOTOS = ("data.train_modalities=('rgb',)",)
+STEPS_3K = ("train.num_steps=3000", "train.checkpoint_every=1000")
+
+
+def _towers() -> list[Run]:
+  """Which from-scratch tower: jreid's variants and the peers, photos only, 3,000 steps (issue 17)."""
+  variants = {
+      "patch": (), "patch-mean": ("model.vision.pool=mean",),
+      "conv": CONV, "conv-mean": CONV + ("model.vision.pool=mean",),
+      "conv1-mean": CONV + ("model.vision.stem_blocks=1", "model.vision.pool=mean"),
+      "conv2-mean": CONV + ("model.vision.stem_blocks=2", "model.vision.pool=mean"),
+      "conv1": CONV + ("model.vision.stem_blocks=1",),
+  }
+  runs = [Run(f"jreid-{k}", 0, overrides=PHOTOS + STEPS_3K + v) for k, v in variants.items()]
+  runs += [Run("jreid-conv1-mean", 1, overrides=PHOTOS + STEPS_3K + variants["conv1-mean"])]
+  runs += [Run("jreid-conv1-mean-allmod", 0, overrides=STEPS_3K + variants["conv1-mean"])]
+  peer = ("--size", "96,48", "--P", "8", "--K", "4", "--steps", "3000")
+  runs += [Run("peer-resnet18", s, peer=peer + ("--model", "resnet18")) for s in (0, 1)]
+  runs += [Run("peer-vit", 0, peer=peer + ("--model", "vit")),
+           Run("peer-vit-conv", 0, peer=peer + ("--model", "vit", "--stem", "conv")),
+           Run("peer-resnet18-allmod", 0, peer=peer + ("--model", "resnet18"), modalities="rgb,ir,sketch")]
+  runs += [Run("unified-conv1-mean", s, "configs/unified.py", ("train.num_steps=1500",) + variants["conv1-mean"])
+           for s in (0, 1)]
+  runs += [Run("unified-patch", s, "configs/unified.py", ("train.num_steps=1500",)) for s in (0, 1)]
+  return runs
+
+
+def _check() -> list[Run]:
+  """A quick check of this driver (a minute on a CPU): one short run of each kind."""
+  return [Run("jreid-conv1-mean", 0, overrides=PHOTOS + ("train.num_steps=20", "model.vision.stem=conv",
+                                                         "model.vision.stem_blocks=1", "model.vision.pool=mean")),
+          Run("peer-resnet18", 0, peer=("--size", "96,48", "--P", "8", "--K", "4", "--steps", "20",
+                                        "--model", "resnet18")),
+          Run("unified", 0, "configs/unified.py", ("train.num_steps=20",))]
+
+
+PLANS = {"towers": _towers, "check": _check}
+
+
+def _command(run: Run, workdir: pathlib.Path, peer_dir: pathlib.Path, market: pathlib.Path) -> list[str]:
+  if run.peer is not None:
+    folder = market / f"{run.seed}-{run.modalities.replace(',', '_')}"
+    extra = ",".join(str(folder / t) for t in MARKET_TASKS[1:])
+    return [sys.executable, str(peer_dir / "peer_reid.py"), "--root", str(folder / "traditional"), "--seed",
+            str(run.seed), "--extra", extra, "--out", str(workdir / "peer.json"), *run.peer]
+  overrides = [f"--config.{o}" for o in (f"seed={run.seed}", *run.overrides)]
+  return [sys.executable, "-m", "jreid.main", f"--config={run.config}", f"--workdir={workdir}", *overrides]
+
+
+def _prepare(runs: list[Run], peer_dir: pathlib.Path, market: pathlib.Path, env: dict) -> None:
+  """Generates each seed's synthetic set (in parallel) and the peers' Market-layout folders."""
+  seeds = sorted({r.seed for r in runs})
+  make = "from data_pipelines import synthetic; import sys; synthetic.load(size='small', seed=int(sys.argv[1]))"
+  procs = [subprocess.Popen([sys.executable, "-c", make, str(s)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL) for s in seeds]
+  if any(p.wait() for p in procs):
+    raise SystemExit("generating the synthetic sets failed")
+  for seed, modalities in sorted({(r.seed, r.modalities) for r in runs if r.peer is not None}):
+    folder = market / f"{seed}-{modalities.replace(',', '_')}"
+    if not folder.exists():
+      subprocess.run([sys.executable, str(peer_dir / "export_market.py"), "small", str(seed), str(folder),
+                      modalities], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def _curve(workdir: pathlib.Path, points: int = 12) -> dict[str, list[tuple[int, float]]]:
+  """Training scalars from the run's TensorBoard events, `points` evenly spaced steps of each."""
+  try:
+    from tensorboard.backend.event_processing import event_accumulator
+  except ImportError:
+    return {}
+  events = event_accumulator.EventAccumulator(str(workdir / "tensorboard"), size_guidance={"scalars": 0})
+  events.Reload()
+  curves = {}
+  for tag in events.Tags()["scalars"]:
+    values = events.Scalars(tag)
+    keep = values[::max(1, len(values) // points)] + values[-1:]
+    curves[tag.removeprefix("train/")] = [(v.step, round(v.value, 4)) for v in keep]
+  return curves
+
+
+def _result(run: Run, workdir: pathlib.Path, seconds: float, code: int) -> dict:
+  row = {"name": run.name, "seed": run.seed, "config": run.config, "overrides": run.overrides,
+         "peer": run.peer, "seconds": round(seconds), "exit": code, "tasks": {}}
+  if run.peer is not None and (workdir / "peer.json").exists():
+    peer = json.loads((workdir / "peer.json").read_text())
+    row["tasks"] = {"traditional": {"mAP": peer["final"]["mAP"], "rank1": peer["final"]["rank1"]},
+                    **{k: {"mAP": v["mAP"], "rank1": v["rank1"]} for k, v in peer["extra"].items()}}
+    row["curve"] = {"mAP": [(c["step"], round(c["mAP"], 2)) for c in peer["curve"]]}
+  elif (workdir / "results.json").exists():
+    results = json.loads((workdir / "results.json").read_text())
+    row["tasks"] = {k: {m: 100 * v[m] for m in ("mAP", "rank1", "chance_mAP")} for k, v in results.items()}
+    row["curve"] = _curve(workdir)
+  return row
+
+
+def _about() -> dict:
+  """Date, versions and device of this benchmark."""
+  versions = {}
+  for module in ("jax", "flax", "optax", "torch", "torchvision"):
+    try:
+      versions[module] = __import__(module).__version__
+    except ImportError:
+      pass
+  import jax
+  return {"date": time.strftime("%Y-%m-%d"), "versions": versions, "python": sys.version.split()[0],
+          "device": str(jax.devices()[0].device_kind)}
+
+
+def _table(rows: list[dict]) -> str:
+  tasks = list(dict.fromkeys(t for r in rows for t in r["tasks"]))
+  lines = ["| run | seed | " + " | ".join(tasks) + " | s |", "|---|---:|" + "---:|" * (len(tasks) + 1)]
+  for r in rows:
+    cells = [f"{r['tasks'][t]['mAP']:.1f}" if t in r["tasks"] else "–" for t in tasks]
+    lines.append(f"| {r['name']} | {r['seed']} | " + " | ".join(cells) + f" | {r['seconds']} |")
+  chance = {t: r["tasks"][t]["chance_mAP"] for r in rows for t in r["tasks"] if "chance_mAP" in r["tasks"][t]}
+  lines.append("| chance | | " + " | ".join(f"{chance[t]:.1f}" if t in chance else "–" for t in tasks) + " | |")
+  return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("plan", choices=sorted(PLANS))
+  parser.add_argument("--out", required=True, type=pathlib.Path)
+  parser.add_argument("--peer", required=True, type=pathlib.Path, help="folder with peer_reid.py, export_market.py")
+  parser.add_argument("--jobs", type=int, default=16, help="runs at a time")
+  parser.add_argument("--timeout", type=int, default=3600, help="seconds before a run is stopped")
+  args = parser.parse_args()
+  runs = PLANS[args.plan]()
+  env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "PYTHONUNBUFFERED": "1",
+         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+  market = args.out / "market"
+  started = time.time()
+  _prepare(runs, args.peer.resolve(), market, env)
+  print(f"prepared {len({r.seed for r in runs})} synthetic sets in {time.time() - started:.0f}s", flush=True)
+  waiting, active, rows = list(runs), {}, []
+  while waiting or active:
+    while waiting and len(active) < args.jobs:
+      run = waiting.pop(0)
+      workdir = args.out / f"{run.name}-s{run.seed}"
+      workdir.mkdir(parents=True, exist_ok=True)
+      log = open(workdir / "log", "w")
+      proc = subprocess.Popen(_command(run, workdir, args.peer.resolve(), market), cwd=ROOT, env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
+      active[proc] = (run, workdir, time.time(), log)
+    time.sleep(2)
+    for proc, (run, workdir, start, log) in list(active.items()):
+      if proc.poll() is None and time.time() - start < args.timeout:
+        continue
+      if proc.poll() is None:
+        proc.kill()
+      log.close()
+      del active[proc]
+      rows.append(_result(run, workdir, time.time() - start, proc.wait()))
+      print(f"{run.name} s{run.seed}: exit {rows[-1]['exit']} in {rows[-1]['seconds']}s "
+            + " ".join(f"{t} {m['mAP']:.1f}" for t, m in rows[-1]["tasks"].items()), flush=True)
+  rows.sort(key=lambda r: (r["name"], r["seed"]))
+  (args.out / "summary.json").write_text(json.dumps({"about": _about(), "runs": rows}, indent=1))
+  (args.out / "summary.md").write_text(_table(rows))
+  print(_table(rows))
+
+
+if __name__ == "__main__":
+  main()
