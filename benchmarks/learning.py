@@ -35,46 +35,81 @@ class Run:
   overrides: tuple[str, ...] = ()
   peer: tuple[str, ...] | None = None  # peer_reid.py arguments; the data folder is added
   modalities: str = "rgb"  # the peer's training modalities (its exported folder)
+  env: tuple[tuple[str, str], ...] = ()  # extra environment variables of the run
 
 
-CONV = ("model.vision.stem=conv",)
 PHOTOS = ("data.train_modalities=('rgb',)",)
 STEPS_3K = ("train.num_steps=3000", "train.checkpoint_every=1000")
+NO_CLIP = ("optim.grad_clip=0.0",)
+
+
+def _tower(stem: str, blocks: int = 0, pool: str = "token") -> tuple[str, ...]:
+  return (f"model.vision.stem={stem}", f"model.vision.stem_blocks={blocks}", f"model.vision.pool={pool}")
 
 
 def _towers() -> list[Run]:
-  """Which from-scratch tower: jreid's variants and the peers, photos only, 3,000 steps (issue 17)."""
+  """Which from-scratch tower: jreid's variants (no gradient clipping) and the peers, photos only, 3,000 steps;
+  and the unified model with two of them, 1,500 steps (issue 17)."""
   variants = {
-      "patch": (), "patch-mean": ("model.vision.pool=mean",),
-      "conv": CONV, "conv-mean": CONV + ("model.vision.pool=mean",),
-      "conv1-mean": CONV + ("model.vision.stem_blocks=1", "model.vision.pool=mean"),
-      "conv2-mean": CONV + ("model.vision.stem_blocks=2", "model.vision.pool=mean"),
-      "conv1": CONV + ("model.vision.stem_blocks=1",),
+      "patch": _tower("patch"), "patch-mean": _tower("patch", pool="mean"),
+      "conv": _tower("conv"), "conv-mean": _tower("conv", pool="mean"),
+      "conv1": _tower("conv", 1), "conv1-mean": _tower("conv", 1, "mean"), "conv2-mean": _tower("conv", 2, "mean"),
   }
-  runs = [Run(f"jreid-{k}", 0, overrides=PHOTOS + STEPS_3K + v) for k, v in variants.items()]
-  runs += [Run("jreid-conv1-mean", 1, overrides=PHOTOS + STEPS_3K + variants["conv1-mean"])]
-  runs += [Run("jreid-conv1-mean-allmod", 0, overrides=STEPS_3K + variants["conv1-mean"])]
+  base = PHOTOS + STEPS_3K + NO_CLIP
+  runs = [Run(f"jreid-{k}", 0, overrides=base + v) for k, v in variants.items()]
+  runs += [Run("jreid-conv1-mean", 1, overrides=base + variants["conv1-mean"])]
+  runs += [Run("jreid-conv1-mean-allmod", 0, overrides=STEPS_3K + NO_CLIP + variants["conv1-mean"])]
   peer = ("--size", "96,48", "--P", "8", "--K", "4", "--steps", "3000")
   runs += [Run("peer-resnet18", s, peer=peer + ("--model", "resnet18")) for s in (0, 1)]
   runs += [Run("peer-vit", 0, peer=peer + ("--model", "vit")),
            Run("peer-vit-conv", 0, peer=peer + ("--model", "vit", "--stem", "conv")),
            Run("peer-resnet18-allmod", 0, peer=peer + ("--model", "resnet18"), modalities="rgb,ir,sketch")]
-  runs += [Run("unified-conv1-mean", s, "configs/unified.py", ("train.num_steps=1500",) + variants["conv1-mean"])
-           for s in (0, 1)]
-  runs += [Run("unified-patch", s, "configs/unified.py", ("train.num_steps=1500",)) for s in (0, 1)]
+  unified = ("train.num_steps=1500",) + NO_CLIP
+  runs += [Run("unified-conv1-mean", s, "configs/unified.py", unified + variants["conv1-mean"]) for s in (0, 1)]
+  runs += [Run("unified-patch", s, "configs/unified.py", unified + variants["patch"]) for s in (0, 1)]
+  return runs
+
+
+def _recipe() -> list[Run]:
+  """The default tower and recipe (conv stem with one residual block per stage, gradient clipping at 1.0)
+  against the same tower without clipping and the ResNet-18 peer, photos only, 3,000 steps; and the unified
+  model, 1,000 steps (issue 17)."""
+  runs = [Run("jreid-conv1-clip", s, overrides=PHOTOS + STEPS_3K) for s in range(4)]
+  runs += [Run("jreid-conv1-noclip", s, overrides=PHOTOS + STEPS_3K + NO_CLIP) for s in (1, 2)]
+  runs += [Run("peer-resnet18", s, peer=("--size", "96,48", "--P", "8", "--K", "4", "--steps", "3000",
+                                         "--model", "resnet18")) for s in range(4)]
+  runs += [Run("unified-conv1-clip", s, "configs/unified.py", ("eval.missing_modalities=False",)) for s in (0, 1)]
+  return runs
+
+
+UNIFIED_TASKS = ("traditional", "clothes_changing", "visible_infrared", "text", "clothes_template",
+                 "language_instructed", "cross_resolution", "sketch", "text+sketch")
+
+
+def _diagnose() -> list[Run]:
+  """Why multi-task training did not take off (before gradient clipping): the unified model on traditional
+  plus one other task, 1,200 steps, with the conv stem and no clipping; and the image tower in full fp32
+  matmuls (no TF32). The curves of summary.json hold the answer (issue 17)."""
+  base = ("train.num_steps=1200", "eval.missing_modalities=False") + NO_CLIP
+  runs = [Run("unified-all", 0, "configs/unified.py", base)]
+  for task in UNIFIED_TASKS:
+    tasks = ("traditional",) if task == "traditional" else ("traditional", task)
+    runs.append(Run(f"unified-{'+'.join(tasks)}", 0, "configs/unified.py",
+                    base + (f"data.tasks={tasks!r}", f"eval.tasks={tasks!r}")))
+  runs.append(Run("jreid-conv1-fp32", 0, overrides=PHOTOS + STEPS_3K + NO_CLIP,
+                  env=(("JAX_DEFAULT_MATMUL_PRECISION", "highest"),)))
   return runs
 
 
 def _check() -> list[Run]:
   """A quick check of this driver (a minute on a CPU): one short run of each kind."""
-  return [Run("jreid-conv1-mean", 0, overrides=PHOTOS + ("train.num_steps=20", "model.vision.stem=conv",
-                                                         "model.vision.stem_blocks=1", "model.vision.pool=mean")),
+  return [Run("jreid", 0, overrides=PHOTOS + ("train.num_steps=20",)),
           Run("peer-resnet18", 0, peer=("--size", "96,48", "--P", "8", "--K", "4", "--steps", "20",
                                         "--model", "resnet18")),
           Run("unified", 0, "configs/unified.py", ("train.num_steps=20",))]
 
 
-PLANS = {"towers": _towers, "check": _check}
+PLANS = {"towers": _towers, "diagnose": _diagnose, "recipe": _recipe, "check": _check}
 
 
 def _command(run: Run, workdir: pathlib.Path, peer_dir: pathlib.Path, market: pathlib.Path) -> list[str]:
@@ -179,7 +214,7 @@ def main() -> None:
       workdir = args.out / f"{run.name}-s{run.seed}"
       workdir.mkdir(parents=True, exist_ok=True)
       log = open(workdir / "log", "w")
-      proc = subprocess.Popen(_command(run, workdir, args.peer.resolve(), market), cwd=ROOT, env=env,
+      proc = subprocess.Popen(_command(run, workdir, args.peer.resolve(), market), cwd=ROOT, env={**env, **dict(run.env)},
                               stdout=log, stderr=subprocess.STDOUT)
       active[proc] = (run, workdir, time.time(), log)
     time.sleep(2)

@@ -39,13 +39,18 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   c.model.vision = ConfigDict(dict(
       image_size=(96, 48), patch_size=8, width=128, layers=4, heads=4, mlp_dim=256, embed_dim=128,
       dtype="float32", param_dtype="float32",
-      stem="patch", stem_width=32, stem_blocks=0, pool="token"))  # jreid/models/clip.py: VisionConfig
+      # From scratch a ViT learns far better on convolutions than on linear patches (benchmarks/LEARNING.md);
+      # a converted CLIP (model.init) brings its own linear patch embedding.
+      stem="conv", stem_width=32, stem_blocks=1, pool="token"))  # jreid/models/clip.py: VisionConfig
 
   c.loss = ConfigDict(dict(id_weight=1.0, triplet_weight=1.0, triplet_margin=0.3, label_smoothing=0.1))
 
   c.optim = ConfigDict(dict(
       name="adamw", lr=1e-3, warmup_steps=50, warmup_init_lr=1e-5, schedule="cosine", min_lr=1e-5,
-      step_milestones=(), step_gamma=0.1, weight_decay=5e-4, b1=0.9, b2=0.999, eps=1e-8, grad_clip=0.0,
+      step_milestones=(), step_gamma=0.1, weight_decay=5e-4, b1=0.9, b2=0.999, eps=1e-8,
+      # Clip the global gradient norm: from scratch, rare steps with gradients 100-10,000x the usual size
+      # otherwise blow up the triplet distances and stop training (benchmarks/LEARNING.md).
+      grad_clip=1.0,
       param_groups=[dict(pattern=r"(bias|scale|embedding|cls|pos)", weight_decay=0.0)]))
 
   # Device mesh (jreid/train/sharding.py): axis sizes, -1 = all remaining devices. Parameters
@@ -76,7 +81,7 @@ def get_config(preset: str = "cpu") -> ConfigDict:
     c.data.size = "tiny"
     c.data.num_ids, c.data.num_instances, c.data.num_workers = 4, 4, 0
     c.model.vision.update(image_size=(64, 32), patch_size=16, width=32, layers=1, heads=2, mlp_dim=64,
-                          embed_dim=32)
+                          embed_dim=32, stem_width=8)
     c.optim.warmup_steps = 2
     c.train.update(num_steps=10, log_every=5, checkpoint_every=5)
     c.eval.batch_size = 32
@@ -85,7 +90,7 @@ def get_config(preset: str = "cpu") -> ConfigDict:
     c.data.num_ids, c.data.num_workers = 32, 12
     c.data.augment.update(erasing=0.5, color_jitter=0.2, grayscale=0.1)
     c.model.vision.update(image_size=(256, 128), patch_size=16, width=768, layers=12, heads=12, mlp_dim=3072,
-                          embed_dim=512, dtype="bfloat16")
+                          embed_dim=512, dtype="bfloat16", stem="patch", stem_blocks=0)  # CLIP ViT-B/16's layout
     c.optim.update(lr=3.5e-4, warmup_steps=500)
     c.train.update(num_steps=12000, log_every=100, checkpoint_every=2000)
     c.eval.batch_size = 512

@@ -320,7 +320,7 @@ def _projection(cfg: VisionConfig | TextConfig) -> nn.Dense:
 class ConvStem(nn.Module):
   """Early convolutions (Xiao et al. 2021) down to the patch grid: [B, H, W, 3] -> [B, H/p, W/p, width].
 
-  log2(p) stages, each a 3x3 stride-2 convolution + GroupNorm + ReLU followed
+  log2(p) stages, each a 3x3 stride-2 convolution (padding 1) + GroupNorm + ReLU followed
   by `blocks` residual blocks (conv-norm-ReLU-conv-norm, the last norm's scale
   zero at init, then ReLU), then a 1x1 convolution to the transformer width.
   GroupNorm, not BatchNorm, keeps the tower free of batch statistics, so
@@ -333,7 +333,8 @@ class ConvStem(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     cfg = self.config
     dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
-    conv = functools.partial(nn.Conv, kernel_size=(3, 3), use_bias=False, dtype=dtype, param_dtype=param_dtype)
+    conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding=1, use_bias=False, dtype=dtype,
+                             param_dtype=param_dtype)
     norm = functools.partial(nn.GroupNorm, num_groups=STEM_GROUPS, dtype=dtype, param_dtype=param_dtype)
     for stage in range(int(math.log2(cfg.patch_size))):
       channels = cfg.stem_width * 2**stage
