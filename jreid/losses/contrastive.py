@@ -8,13 +8,12 @@ identity labels let every image of a person match every description of them.
 import jax
 import jax.numpy as jnp
 
+from jreid.ops import l2_normalize
+
 
 def similarity_logits(queries: jax.Array, keys: jax.Array, scale: jax.Array | float) -> jax.Array:
   """scale * cos(queries_i, keys_j): [N, M] in fp32."""
-  def unit(x):
-    x = x.astype(jnp.float32)
-    return x / jnp.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
-  return scale * unit(queries) @ unit(keys).T
+  return scale * l2_normalize(queries) @ l2_normalize(keys).T
 
 
 def positive_targets(labels: jax.Array) -> jax.Array:

@@ -17,6 +17,7 @@ from ml_collections import ConfigDict
 
 from data_pipelines.records import Record
 from jreid import losses
+from jreid.ops import l2_normalize
 from jreid.eval.extract import extract_image_features
 from jreid.methods.export import exported_towers
 from jreid.models.clip import VisionConfig, VisionTransformer
@@ -99,7 +100,7 @@ class ImageReID:
   def encode_images(self, params, model_state, images: jax.Array) -> jax.Array:
     """L2-normalised retrieval features (before the BNNeck) of uint8 images."""
     feature, _ = self.net.apply({"params": params, **model_state}, images, train=False)
-    return feature / jnp.linalg.norm(feature, axis=-1, keepdims=True).clip(1e-12)
+    return l2_normalize(feature)
 
   def encode_records(self, state, records: Sequence[Record], kind: str, batch_size: int) -> np.ndarray:
     """Features [N, D] of evaluation records of one query kind ('image' for galleries).

@@ -39,6 +39,7 @@ from data_pipelines import mixing
 from data_pipelines.pipeline import TrainBatchSpec, eval_batches
 from data_pipelines.records import Record
 from jreid import losses
+from jreid.ops import l2_normalize, masked_mean
 from jreid.methods.export import exported_towers
 from jreid.methods.text import TextTokens, method_tokenizer, tokenizer_cache_dir
 from jreid.models import bert as bert_lib
@@ -68,11 +69,6 @@ def ratio_key(task: str) -> str:
   """A task's key in config.data.task_ratios: its name with '+' as '_', so that a flag can name it
   (--config.data.task_ratios.text_sketch=2)."""
   return task.replace("+", "_")
-
-
-def _unit(x: jax.Array) -> jax.Array:
-  x = x.astype(jnp.float32)
-  return x / jnp.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
 
 
 @flax.struct.dataclass
@@ -206,11 +202,11 @@ class InstructNet(nn.Module):
                      kind: jax.Array) -> jax.Array:
     """Retrieval features: F, L2-normalised."""
     instruction = self.encode_instruction(token_ids, templates, kind)
-    return _unit(self.feature(self.encode_image(images, instruction, kind), instruction, kind))
+    return l2_normalize(self.feature(self.encode_image(images, instruction, kind), instruction, kind))
 
   def encode_captions(self, token_ids: jax.Array) -> jax.Array:
     """Text-to-image query features: the text embedding, L2-normalised."""
-    return _unit(self.encode_text(token_ids)[2])
+    return l2_normalize(self.encode_text(token_ids)[2])
 
   def __call__(self, images: jax.Array, token_ids: jax.Array, templates: jax.Array, kind: jax.Array,
                train: bool = False) -> Outputs:
@@ -375,10 +371,6 @@ def _padded_chunks(values: np.ndarray, batch_size: int) -> np.ndarray:
   return padded.reshape(-1, batch_size, *values.shape[1:])
 
 
-def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
-  return jnp.sum(jnp.where(mask, values, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
-
-
 def _cross_entropy_per_row(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
   logits = logits.astype(jnp.float32)
   targets = jax.nn.one_hot(labels, logits.shape[-1])
@@ -540,11 +532,11 @@ class InstructReID:
     triplet = functools.partial(losses.adaptive_batch_hard_triplet, labels=labels, relatedness=relatedness,
                                 margin=cfg.triplet_margin, valid=reid, intra_weight=cfg.intra_weight,
                                 squared=cfg.squared_distance, anchor_weights=weights)
-    identity = lambda rows: _masked_mean(weights * rows, reid)
+    identity = lambda rows: masked_mean(weights * rows, reid)
     terms.update({"triplet": triplet(out.feature), "id": identity(id_rows),
                   "triplet_out": triplet(out.fused),
                   "id_out": identity(_cross_entropy_per_row(out.fused_logits, labels, cfg.label_smoothing)),
-                  "contrastive": _masked_mean(weights * contrastive_rows, t2i)})
+                  "contrastive": masked_mean(weights * contrastive_rows, t2i)})
     gates = [jnp.abs(jnp.tanh(g)).mean() for path, g in jax.tree_util.tree_leaves_with_path(params["vision"])
              if path[-1].key == "gate"]
     if gates:
@@ -584,7 +576,7 @@ class InstructReID:
     n = labels.shape[0]
     targets = jnp.concatenate([jnp.ones(n, jnp.int32), jnp.zeros(2 * n, jnp.int32)])
     valid = jnp.concatenate([t2i, t2i & has_text, t2i & has_image])
-    return contrastive, {"matching": _masked_mean(_cross_entropy_per_row(logits, targets), valid)}
+    return contrastive, {"matching": masked_mean(_cross_entropy_per_row(logits, targets), valid)}
 
   def _encoder(self, name: str):
     if name not in self._encoders:

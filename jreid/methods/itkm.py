@@ -38,6 +38,7 @@ from ml_collections import ConfigDict
 from data_pipelines.datasets import run_training_records
 from data_pipelines.pipeline import eval_batches
 from data_pipelines.records import Record
+from jreid.ops import l2_normalize
 from jreid.cluster.memory import momentum_update
 from jreid.losses import itkm as itkm_losses
 from jreid.methods.export import exported_towers
@@ -52,11 +53,6 @@ from jreid.train import stages
 SCENARIOS = ("visible_infrared", "clothes_change", "cross_resolution")
 CLUSTER_MATCHING = ("chm", "image", "none")
 PROMPT_PREFIX, PROMPT_SUFFIX = "A photo of a", "person."
-
-
-def unit(x: jax.Array) -> jax.Array:
-  x = x.astype(jnp.float32)
-  return x / jnp.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
 
 
 def record_group(record: Record) -> int:
@@ -96,7 +92,7 @@ class ImageNet(nn.Module):
     x = normalize_images(images, jnp.dtype(self.vision.dtype))
     out = ScenarioViT(self.vision, self.num_scenarios, 2, self.scenario_embedding, self.scenario_init_std,
                       name="encoder")(x, group, scenario)
-    return unit(out.embedding)
+    return l2_normalize(out.embedding)
 
 
 class ITKM:
@@ -181,7 +177,7 @@ class ITKM:
     ids = jnp.broadcast_to(jnp.asarray(self.template), (prompts.shape[0], len(self.template)))
     embedded = self.text_net.apply({"params": text_params}, ids, method=lambda m, x: m.token_embedding(x))
     embedded = jax.lax.dynamic_update_slice_in_dim(embedded, prompts.astype(embedded.dtype), self.learned_at, 1)
-    return unit(self.text_net.apply({"params": text_params}, ids, embedded).embedding)
+    return l2_normalize(self.text_net.apply({"params": text_params}, ids, embedded).embedding)
 
   def image_loss(self, heterogeneous: bool):
     """The loss of Stage I (ℓ_homo) or, heterogeneous, Stage III; batch['sample'] holds the rows' image indices."""

@@ -30,6 +30,7 @@ from data_pipelines.pipeline import eval_batches
 from data_pipelines.records import Record
 from data_pipelines.sketch import sketch as draw
 from jreid import losses
+from jreid.ops import l2_normalize
 from jreid.eval.extract import extract_image_features
 from jreid.methods.text import TextTokens, clip_tower_configs, method_tokenizer, tokenizer_cache_dir
 from jreid.models.clip import EncoderOutput, TextConfig, TextTransformer, VisionConfig, VisionTransformer
@@ -56,11 +57,6 @@ def draw_sketch(photo: str, size: tuple[int, int]) -> np.ndarray:
   sketch = np.asarray(Image.fromarray(drawn).resize((size[1], size[0]), Image.BILINEAR))
   sketch.flags.writeable = False
   return sketch
-
-
-def _unit(x: jax.Array) -> jax.Array:
-  x = x.astype(jnp.float32)
-  return x / jnp.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
 
 
 class CrossAttentionFusion(nn.Module):
@@ -289,7 +285,7 @@ class UNIReID:
 
       def encode(params, *inputs):
         out = self.net.apply({"params": params}, *inputs, method=method)
-        return _unit(out if kind == "text+sketch" else out.embedding)
+        return l2_normalize(out if kind == "text+sketch" else out.embedding)
       self._encoders[kind] = jax.jit(encode)
     return self._encoders[kind]
 
