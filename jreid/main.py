@@ -53,11 +53,10 @@ def main(argv) -> None:
         f"tasks {', '.join(data.tasks)}")
   records = training_records(data, config.data.train_modalities)
   method = methods.build(config, data.num_train_ids, records)
-  trainer = getattr(method, "trainer", loop)  # a method with its own driver (e.g. ITKM's stages) names it
   if _MODE.value == "train":
-    state, _ = trainer.train(config, workdir, method, records)
+    state, _ = loop.train(config, workdir, method)
   else:
-    state = trainer.restore_state(config, workdir, method)
+    state = loop.restore_state(config, workdir, method)
   results = evaluate_tasks(config, method, state, data, workdir)
   print_summary(results, workdir, elapsed=time.perf_counter() - started)
 

@@ -1,7 +1,6 @@
 """Cluster memory against NumPy loops."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -32,5 +32,5 @@ def test_image_reid_initialises_from_converted_clip(tmp_path):
     np.testing.assert_allclose(np.asarray(a), b, rtol=0, atol=1e-7)
   assert got["head"]["classifier"]["kernel"].shape == (16, 5)
   # The trainer builds its state from the same init under jax tracing.
-  state, _, _ = loop.init_state(config, method, loop.batch_spec(config))
+  state = loop.state_setup(config, method).create()
   np.testing.assert_allclose(np.asarray(state.params["vision"]["pos_embedding"]), want["pos_embedding"], atol=1e-7)

@@ -62,8 +62,7 @@ def first_losses(config: ConfigDict, workdir: str) -> list[float]:
   data = load_data(config.data, config.seed)
   records = training_records(data, config.data.train_modalities)
   method = methods.build(config, data.num_train_ids, records)
-  trainer = getattr(method, "trainer", loop)
-  _, history = trainer.train(config, workdir, method, records, show_progress=False, stop_at=STEPS)
+  _, history = loop.train(config, workdir, method, show_progress=False, stop_at=STEPS)
   return [history[step]["loss"] for step in range(1, STEPS + 1)]
 
 
