@@ -3,6 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
 from configs import image_reid
 from data_pipelines.datasets import training_records
@@ -57,6 +58,8 @@ def test_a_resumed_run_keeps_the_best_so_far(tmp_path, monkeypatch):
       step: {"mean_mAP": value, "tasks": {"a": {"mAP": value, "rank1": 0.25}}} for step, value in mean_map.items()}
   assert log.scalars_written[(8, "eval/a/mAP")] == 0.6 and log.scalars_written[(4, "eval/mean_mAP")] == 0.2
   assert log.lines[-1] == "eval at step 8: mean mAP 60.0 (best so far); mAP/rank-1 (%): a 60.0/25.0"
+  with Image.open(tmp_path / evaluation.CURVES) as curves:
+    assert curves.size == (960, 540) and len(curves.getcolors(1 << 16)) > 4  # drawn, not blank
 
 
 def test_without_select_no_state_is_kept_and_select_needs_every(tmp_path, monkeypatch):

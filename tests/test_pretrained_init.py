@@ -5,9 +5,9 @@ import numpy as np
 
 from configs import image_reid
 from jreid import methods
-from jreid.train import loop
 from jreid.models import CLIPConfig, TextConfig, VisionConfig, build_local_tokenizer, init_params, save_clip
 from jreid.models.pos_embed import resize_pos_embed
+from jreid.train import loop
 
 
 def test_image_reid_initialises_from_converted_clip(tmp_path):

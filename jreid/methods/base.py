@@ -18,6 +18,9 @@ It provides:
   init(rng, batch) -> (params, model_state), traceable: files are read at construction;
   phases(spec, params) -> [Phase]: its training (jreid.train.phase); the default is one phase of
                  `loss` over `train_stream(spec)`, config.optim over config.train.num_steps;
+  loss(params, model_state, batch, rng) -> (loss, (terms, model_state)): the default phase's step;
+  train_stream(spec): the default phase's batches, P x K of the training set (a method with other rows,
+                 companions or a mix of tasks gives its own);
   encode_images(params, model_state, images) -> L2-normalised features [B, D] of plain uint8 images;
   encode_records(state, records, kind, batch_size) -> float32 features [N, D] of evaluation records;
   inference_variables(params, model_state) -> what an export keeps of them (default: all).
@@ -50,8 +53,8 @@ class Method(abc.ABC):
 
   def __init__(self, config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None,
                tokenizer: Any = None):
+    del num_classes  # each method's network takes it
     self.config = config
-    self.num_classes = num_classes
     self.tokenizer = tokenizer
     self.towers: dict[str, Any] = {}
     self.pretrained: dict[str, Any] = {}  # tower name -> host arrays that replace its initial values
@@ -120,4 +123,5 @@ class Method(abc.ABC):
   def with_pretrained(self, params: dict, own: tuple[str, ...] = ()) -> dict:
     """params with each tower of `self.pretrained` in place of its initial values (`own`: parameter names the
     pretrained towers lack, which keep theirs)."""
-    return {**params, **{name: merged_tower(loaded, params[name], name, own) for name, loaded in self.pretrained.items()}}
+    merged = {name: merged_tower(loaded, params[name], name, own) for name, loaded in self.pretrained.items()}
+    return {**params, **merged}

@@ -30,7 +30,6 @@ from data_pipelines.pipeline import eval_batches
 from data_pipelines.records import Record
 from data_pipelines.sketch import sketch as draw
 from jreid import losses
-from jreid.ops import l2_normalize
 from jreid.eval.extract import extract_image_features, padded_chunks
 from jreid.methods.base import Method
 from jreid.methods.text import TextTokens, method_tokenizer, tokenizer_cache_dir
@@ -38,6 +37,7 @@ from jreid.methods.towers import clip_towers
 from jreid.models.clip import EncoderOutput, TextConfig, TextTransformer, VisionConfig, VisionTransformer
 from jreid.models.preprocess import normalize_images
 from jreid.models.tokenizer import Tokenizer
+from jreid.ops import l2_normalize
 
 FUSIONS = ("sum", "weighted", "cross_attention")
 SKETCH_SOURCES = ("dataset", "drawn")

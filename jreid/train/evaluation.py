@@ -3,7 +3,8 @@
 Every `eval.every` steps a hook evaluates config.eval.tasks (jreid.eval.tasks,
 without pictures or result files), writes each task's mAP and rank-1 and their
 mean mAP to TensorBoard ('eval/<task>/mAP', 'eval/<task>/rank1',
-'eval/mean_mAP') and the console, and records them in WORKDIR/evaluations.json.
+eval/mean_mAP') and the console, and records them in WORKDIR/evaluations.json,
+drawn as learning curves in WORKDIR/evaluations.png.
 With `eval.select` a state whose mean mAP beats every earlier evaluation's is
 kept in WORKDIR/best/ (one checkpoint). A resumed run reads the evaluations
 back, so the best so far survives the interruption; the steps it trains again
@@ -24,6 +25,7 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from data_pipelines.records import ReIDData
+from jreid.eval.curves import save_curves
 from jreid.eval.tasks import evaluate_tasks
 from jreid.train.checkpoint import Checkpointer
 from jreid.train.loop import restore_state
@@ -32,6 +34,7 @@ from jreid.train.state import TrainState
 from jreid.train.writer import RunLog
 
 EVALUATIONS = "evaluations.json"  # {step: {'mean_mAP', 'tasks': {task: {'mAP', 'rank1'}}}}, under the workdir
+CURVES = "evaluations.png"  # their mAP curves, under the workdir
 BEST = "best"  # the checkpoint of the best evaluation, under the workdir
 
 
@@ -99,10 +102,16 @@ class PeriodicEvaluation:
       checkpointer.close()
 
   def _write(self) -> None:
+    steps = sorted(self.evaluations)
     path = os.path.join(self.workdir, EVALUATIONS)
     with open(path + ".tmp", "w") as f:
-      json.dump({str(step): self.evaluations[step] for step in sorted(self.evaluations)}, f, indent=2)
+      json.dump({str(step): self.evaluations[step] for step in steps}, f, indent=2)
     os.replace(path + ".tmp", path)
+    tasks = self.evaluations[steps[-1]]["tasks"]
+    curves = {name: [self.evaluations[step]["tasks"][name]["mAP"] for step in steps] for name in tasks}
+    save_curves(os.path.join(self.workdir, CURVES), steps, curves,
+                [self.evaluations[step]["mean_mAP"] for step in steps],
+                f"{self.config.method} ({self.config.preset} preset): mAP of the evaluation tasks during training")
 
 
 def reported_state(config: ConfigDict, workdir: str, method: Trainable, state: TrainState) -> tuple[TrainState, str]:

@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jreid.ops import l2_normalize
 from jreid.cluster import dbscan, jaccard, matching, quality
 from jreid.cluster.groups import split_groups
+from jreid.ops import l2_normalize
 
 
 @flax.struct.dataclass
