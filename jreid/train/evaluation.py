@@ -75,6 +75,8 @@ class PeriodicEvaluation:
     step = int(state.step)
     results = evaluate_tasks(self.tasks_config, self.method, state, self.data)
     scored = {name: r for name, r in results.items() if "mAP" in r}
+    if not scored:
+      raise ValueError(f"eval.every: {self.config.method} encodes none of the queries of {tuple(results)}")
     evaluation = {"mean_mAP": float(np.mean([r["mAP"] for r in scored.values()])),
                   "tasks": {name: {"mAP": r["mAP"], "rank1": r["rank1"]} for name, r in scored.items()}}
     earlier = {s: e for s, e in self.evaluations.items() if s < step}
@@ -128,5 +130,6 @@ def reported_state(config: ConfigDict, workdir: str, method: Trainable, state: T
     return state, last + " (no evaluation kept a best state)"
   evaluations = read_evaluations(workdir)
   best = restore_state(config, workdir, method, step, directory=BEST)
-  return best, (f"step {step}, the best mean mAP ({100 * evaluations[step]['mean_mAP']:.1f}) of "
-                f"{len(evaluations)} evaluations every {config.eval.every} steps (eval.select)")
+  score = f" ({100 * evaluations[step]['mean_mAP']:.1f})" if step in evaluations else ""
+  return best, (f"step {step}, the best mean mAP{score} of {len(evaluations)} evaluations every "
+                f"{config.eval.every} steps (eval.select)")

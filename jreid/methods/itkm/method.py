@@ -105,7 +105,7 @@ class ITKM(Method):
   scenario_names = SCENARIOS
   clothes_change_index = SCENARIOS.index("clothes_change")
 
-  def __init__(self, config: ConfigDict, num_classes: int = 0, train_records: Sequence[Record] | None = None,
+  def __init__(self, config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None,
                tokenizer=None):
     """ITKM trains on the training records of config.itkm.scenarios, without their identities. `tokenizer`:
     instead of the run's (jreid.methods.text). Built from an export's config it is an encoder only."""

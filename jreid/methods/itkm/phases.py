@@ -107,7 +107,7 @@ def itkm_phases(method, spec: pipeline.TrainBatchSpec, params: Any) -> list[Phas
   phases = []
   for segment in order:
     if segment.stage == 2:
-      on_enter, batches = _PromptStage(method, segment), lambda state: PromptBatches(method, spec, state)
+      on_enter, batches = _PromptStage(method, segment), lambda state: _PromptBatches(method, spec, state)
     else:
       restart = image[3][0] if (segment.stage, segment.round) == (3, 0) else None
       on_enter = _ImageRound(method, segment, restart)
@@ -163,7 +163,7 @@ def prompt_batch(labels: np.ndarray, num_ids: int, num_instances: int, seed: int
   return np.concatenate(rows).astype(np.int32)
 
 
-class PromptBatches:
+class _PromptBatches:
   """Stage II's batches from the state's step on: {'sample': this process's rows of `prompt_batch`}. A batch is
   a function of its step, so the stream's position needs no state of its own."""
 
