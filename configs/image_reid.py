@@ -75,7 +75,10 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   c.eval = ConfigDict(dict(
       tasks=("traditional", "clothes_changing", "visible_infrared", "cross_resolution", "sketch"),
       batch_size=128, picture_queries=6, picture_topk=8,
-      missing_modalities=False))  # also evaluate combined queries with a part missing (jreid/eval/tasks.py)
+      missing_modalities=False,  # also evaluate combined queries with a part missing (jreid/eval/tasks.py)
+      # Evaluation during training (jreid/train/evaluation.py): every N steps (0 = only after training), and
+      # select=True reports the state of the best mean mAP among those evaluations instead of the last.
+      every=0, select=False))
 
   if preset == "smoke":
     c.data.size = "tiny"

@@ -19,8 +19,8 @@ instructions: --config.model.instruction.encoder=bert
 from ml_collections import ConfigDict
 
 from configs import image_reid
-from jreid.methods.instruct import TASK_KINDS as TASKS
-from jreid.methods.instruct import ratio_key
+from jreid.methods.instruct.kinds import TASK_KINDS as TASKS
+from jreid.methods.instruct.kinds import ratio_key
 
 PRESETS = image_reid.PRESETS
 
@@ -30,7 +30,7 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   c.method = "instruct"
 
   c.data.train_modalities = ("rgb", "ir")  # templates and descriptions come with the photos
-  c.data.tasks = TASKS  # the training tasks (their rows: jreid.methods.instruct.task_records)
+  c.data.tasks = TASKS  # the training tasks (their rows: jreid.methods.instruct.tasks.task_records)
   c.data.task_ratios = ConfigDict({ratio_key(task): 1.0 for task in TASKS})
   c.data.mix_mode = "per_batch"  # 'per_batch': one task per batch, drawn by ratio; 'mixed': all in every batch
 

@@ -2,7 +2,7 @@
 
 Three stages on the training images of the visible-infrared, clothes-change
 and cross-resolution scenarios, without identity labels (METHODS.md, ITKM;
-jreid.methods.itkm, driver jreid.train.stages); evaluation on the three
+jreid/methods/itkm/: the method and its phases); evaluation on the three
 scenarios' tasks. Presets: 'cpu' (default; small towers on the synthetic
 set), 'smoke' (tiny, under a minute, for tests), 'gpu' (ViT-B/16 at 256x128;
 give a converted CLIP with --config.model.init=DIR for the paper's start).
@@ -16,9 +16,9 @@ Ablations: --config.itkm.scenario_embedding=False, --config.itkm.separation_weig
 from ml_collections import ConfigDict
 
 from configs import image_reid
+from jreid.methods.itkm.scenarios import SCENARIOS
 
 PRESETS = image_reid.PRESETS
-SCENARIOS = ("visible_infrared", "clothes_change", "cross_resolution")
 
 
 def get_config(preset: str = "cpu") -> ConfigDict:

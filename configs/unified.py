@@ -4,7 +4,7 @@ One network for every query kind against a photo gallery: photos
 (traditional, clothes-changing, visible-infrared, cross-resolution), photos
 plus an instruction (fixed sentence, free description, clothes-template
 image), text, sketch, and text plus sketch. It is the Instruct-ReID network
-(jreid/methods/instruct.py) grown to nine tasks: one image tower for photos,
+(jreid/methods/instruct/) grown to nine tasks: one image tower for photos,
 sketches and clothes templates (model.template.shared), one text tower for
 descriptions and instructions, the zero-init gated editing layers for
 instructions, UNIReID's sum fusion for text plus sketch, and the BNNeck
@@ -22,14 +22,15 @@ single-method configs: benchmarks/UNIFIED.md.
 from ml_collections import ConfigDict
 
 from configs import image_reid, instruct
-from jreid.methods.instruct import ALL_TASKS as TASKS
-from jreid.methods.instruct import ratio_key
+from jreid.methods.instruct.kinds import ALL_TASKS as TASKS
+from jreid.methods.instruct.kinds import ratio_key
 
 PRESETS = image_reid.PRESETS
 
 
 def get_config(preset: str = "cpu") -> ConfigDict:
   c = instruct.get_config(preset)
+  c.method = "unified"
   c.data.train_modalities = ("rgb", "ir", "sketch")  # photos (and low-resolution copies), infrared, sketches
   c.data.tasks = TASKS
   c.data.task_ratios = ConfigDict({ratio_key(task): 1.0 for task in TASKS})

@@ -23,26 +23,26 @@ from data_pipelines.datasets import load_data, training_records
 from jreid import methods
 from jreid.inference import read_run_config
 from jreid.models import CLIPConfig, save_clip
+from jreid.models.editing import EDITING_PARAMS
 from jreid.train import loop
 
-# The parameters of the editing layers (jreid.models.editing.EditingAttention) beyond a plain ViT's.
-EDITING_ONLY = ("instruction_key", "instruction_value", "gate")
+CLIP_METHODS = ("unireid", "instruct", "unified")  # the methods whose image and text towers are a CLIP's
 
 
 def plain_vision(params: dict) -> dict:
   """An image tower's parameters without the editing layers: a clip.VisionTransformer's."""
   if isinstance(params, dict):
-    return {key: plain_vision(value) for key, value in params.items() if key not in EDITING_ONLY}
+    return {key: plain_vision(value) for key, value in params.items() if key not in EDITING_PARAMS}
   return params
 
 
 def clip_from_run(workdir: str, dst: str, step: int | None = None) -> None:
   """Writes the image and text towers of the run in `workdir` (latest or given step) to `dst`."""
   config = read_run_config(workdir)
-  if config.method not in ("unireid", "instruct"):
+  if config.method not in CLIP_METHODS:
     raise ValueError(f"{workdir!r} is a {config.method!r} run; only UNIReID, Instruct-ReID and unified runs "
                      "hold a CLIP image and text tower")
-  if config.method == "instruct" and config.model.instruction.encoder == "bert":
+  if config.method != "unireid" and config.model.instruction.encoder == "bert":
     raise ValueError(f"{workdir!r}: its instruction tower is BERT, not a CLIP text tower")
   data = load_data(config.data, config.seed)
   method = methods.build(config, data.num_train_ids, training_records(data, config.data.train_modalities))

@@ -20,10 +20,10 @@ and its tokenizer is saved (see jreid.methods.export). `load` builds the
 method from the export's config and tokenizer alone: no training data, no
 pretrained weights (the exported parameters replace them).
 
-The Encoder drives the interface every method (jreid.methods) offers its
-evaluation: `query_kinds` and `encode_records(state, records, kind,
-batch_size)`; with `towers` (jreid.methods.export) a method is exported and
-searched.
+The Encoder drives the interface every method offers its evaluation
+(jreid.methods.base): `query_kinds` and `encode_records(state, records,
+kind, batch_size)`; its `towers` (jreid.methods.export) are what an export
+rebuilds.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from ml_collections import ConfigDict
 from data_pipelines.datasets import load_data
 from data_pipelines.records import Record
 from jreid import methods
-from jreid.methods.export import inference_config, inference_variables
+from jreid.methods.export import inference_config
 from jreid.models.bert import WordPieceTokenizer, load_wordpiece_tokenizer
 from jreid.models.preprocess import CLIP_MEAN, CLIP_STD
 from jreid.models.tokenizer import Tokenizer, load_tokenizer
@@ -192,9 +192,9 @@ def save_model(dst: str, config: ConfigDict, num_classes: int, params: Any, mode
     _set_model_dtype(config.model, DTYPES[dtype])
     params = _cast_floats(params, DTYPES[dtype])
   trained = methods.build(config, num_classes)
-  tokenizer = getattr(trained, "tokenizer", None)
+  tokenizer = trained.tokenizer
   config = inference_config(trained)
-  params, model_state = inference_variables(trained, params, model_state)
+  params, model_state = trained.inference_variables(params, model_state)
   method = methods.build(config, num_classes, train_records=(), tokenizer=tokenizer)
   if method.towers != trained.towers:
     raise ValueError(f"the {config.method} method does not build its towers from config.model.towers (see "

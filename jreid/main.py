@@ -2,6 +2,9 @@
 
 Runs resume by themselves: the same command with the same --workdir continues
 from the latest checkpoint (and, if training is complete, only evaluates).
+With --config.eval.every=N the tasks are also evaluated every N steps, and
+with --config.eval.select=True the final table reports the best of those
+(jreid/train/evaluation.py).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def main(argv) -> None:
   from data_pipelines.datasets import load_data, training_records
   from jreid import methods
   from jreid.eval.tasks import evaluate_tasks, print_summary
-  from jreid.train import loop
+  from jreid.train import evaluation, loop
 
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].config_filename, config.preset)
@@ -53,13 +56,13 @@ def main(argv) -> None:
         f"tasks {', '.join(data.tasks)}")
   records = training_records(data, config.data.train_modalities)
   method = methods.build(config, data.num_train_ids, records)
-  trainer = getattr(method, "trainer", loop)  # a method with its own driver (e.g. ITKM's stages) names it
   if _MODE.value == "train":
-    state, _ = trainer.train(config, workdir, method, records)
+    state, _ = loop.train(config, workdir, method, hooks=evaluation.evaluation_hooks(config, method, data, workdir))
   else:
-    state = trainer.restore_state(config, workdir, method)
-  results = evaluate_tasks(config, method, state, data, workdir)
-  print_summary(results, workdir, elapsed=time.perf_counter() - started)
+    state = loop.restore_state(config, workdir, method)
+  state, reported = evaluation.reported_state(config, workdir, method, state)
+  results = evaluate_tasks(config, method, state, data, workdir, reported)
+  print_summary(results, workdir, time.perf_counter() - started, reported)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def _train_one_step(config, run):
   run.mkdir()
   (run / "config.json").write_text(config.to_json_best_effort())
   method = methods.build(config, data.num_train_ids, records)
-  state, _ = loop.train(config, str(run), method, records, show_progress=False)
+  state, _ = loop.train(config, str(run), method, show_progress=False)
   return method, records, state
 
 

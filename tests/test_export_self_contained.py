@@ -67,7 +67,7 @@ CASES = {"image_reid+clip": _case(image_reid_config, clip=True), "unireid": _cas
 def _write_run(workdir, config, method):
   """A run directory (config.json, one checkpoint) of the method's initial state, its floats perturbed (zero-
   initialised gates and heads, ITKM's clothes-change centroids take part too); returns the state."""
-  state, _, _ = loop.init_state(config, method, loop.batch_spec(config))
+  state = loop.state_setup(config, method).create()
   rng = np.random.default_rng(0)
   perturb = lambda x: x + jnp.asarray(0.05 * rng.standard_normal(x.shape), x.dtype) if jnp.issubdtype(  # noqa: E731
       x.dtype, jnp.floating) else x

@@ -20,8 +20,8 @@ def run(tmp_path_factory, tiny_records):
   config.data.update(num_ids=3, num_instances=2)
   config.train.update(num_steps=2, checkpoint_every=1)
   (workdir / "config.json").write_text(config.to_json_best_effort())
-  method = methods.build(config, len({r.pid for r in tiny_records}))
-  state, _ = loop.train(config, str(workdir), method, tiny_records, show_progress=False)
+  method = methods.build(config, len({r.pid for r in tiny_records}), tiny_records)
+  state, _ = loop.train(config, str(workdir), method, show_progress=False)
   return str(workdir), config, method, state
 
 

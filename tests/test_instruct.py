@@ -14,7 +14,7 @@ from data_pipelines.datasets import training_records
 from jreid import methods
 from jreid.eval import protocols
 from jreid.eval.tasks import evaluate_tasks
-from jreid.methods import instruct
+from jreid.methods.instruct import kinds, tasks
 from jreid.models import bert
 from jreid.train import loop
 from jreid.train.state import TrainState
@@ -60,7 +60,7 @@ def _gates(tree):
 
 def test_task_views(method, tiny):
   records = training_records(tiny, ("rgb", "ir"))
-  views = {kind: instruct.task_records(kind, records, method.outfits) for kind in SIX}
+  views = {kind: tasks.task_records(kind, records, method.outfits) for kind in SIX}
   first_outfit = {}
   for r in views["clothes_changing"]:
     first_outfit[r.pid] = min(first_outfit.get(r.pid, r.clothes_id), r.clothes_id)
@@ -76,7 +76,7 @@ def test_companions_draw_each_tasks_instruction(method, tiny):
   photo = next(r for r in records if r.modality == "rgb" and len(method.outfits.with_templates(r.pid)) > 1)
   tokens = method.tokens
   for kind in SIX:
-    companions = instruct.InstructionCompanions(kind, method.identities, method.outfits, tokens,
+    companions = tasks.InstructionCompanions(kind, method.identities, method.outfits, tokens,
                                                 method.template.image_size)
     companions = pickle.loads(pickle.dumps(companions))  # worker processes get a copy
     out = companions(0, photo, np.random.default_rng(0))
@@ -84,7 +84,7 @@ def test_companions_draw_each_tasks_instruction(method, tiny):
     assert out["identity"] == method.identities[photo.pid]
     assert out["instruction"].shape == (method.tokens.context_length,)
     assert out["template"].shape == (*method.template.image_size, 3)
-    expected_kind = {"text": instruct.CAPTION, "clothes_template": instruct.TEMPLATE}.get(kind, instruct.TEXT)
+    expected_kind = {"text": kinds.CAPTION, "clothes_template": kinds.TEMPLATE}.get(kind, kinds.TEXT)
     assert out["instruction_kind"] == expected_kind, kind
     if kind in instructions.POOLS:
       assert any(np.array_equal(out["instruction"], tokens(s)) for s in instructions.POOLS[kind])
@@ -110,9 +110,9 @@ def test_losses_by_row_kind(method, initial):
     assert float(terms[name]) > 0, name
   # A batch without text-to-image rows has no text-to-image loss, one of only such rows no ReID loss.
   for only_captions in (False, True):
-    kind = np.where(batch["instruction_kind"] == instruct.CAPTION, instruct.TEXT, batch["instruction_kind"])
+    kind = np.where(batch["instruction_kind"] == kinds.CAPTION, kinds.TEXT, batch["instruction_kind"])
     if only_captions:
-      kind = np.full_like(kind, instruct.CAPTION)
+      kind = np.full_like(kind, kinds.CAPTION)
     _, (terms, _) = loss_fn(params, model_state, {**batch, "instruction_kind": kind}, jax.random.key(1))
     zero = ("triplet", "id", "triplet_out", "id_out") if only_captions else ("contrastive", "matching")
     assert all(float(terms[name]) == 0.0 for name in zero), terms
@@ -145,15 +145,15 @@ def test_ablations_build_without_gates(tiny, initial):
   assert loss.shape == () and "gate" not in terms
 
 
-def test_train_then_evaluate_all_six_tasks(method, tiny, tmp_path):
+def test_train_then_evaluate_all_six_tasks(tiny, tmp_path):
   missing = sorted({tiny.tasks[t].protocol for t in SIX} - set(protocols.PROTOCOLS))
   if missing:
     pytest.skip(f"jreid.eval.protocols lacks the protocols {missing}")
-  config = method.config.copy_and_resolve_references()
+  config = _config()
   config.data.update(mix_mode="mixed", num_ids=6)  # every batch holds rows of all six tasks
-  initial_params = jax.device_get(loop.init_state(config, method, loop.batch_spec(config))[0].params)
-  records = training_records(tiny, config.data.train_modalities)
-  state, history = loop.train(config, str(tmp_path / "run"), method, records, show_progress=False, stop_at=2)
+  method = _build(tiny, config)
+  initial_params = jax.device_get(loop.state_setup(config, method).create().params)
+  state, history = loop.train(config, str(tmp_path / "run"), method, show_progress=False, stop_at=2)
   assert np.isfinite(history[2]["loss"])
   # Every row kind reaches the gates and the instruction towers: all of them moved.
   assert all(np.all(g != 0) for g in _gates(state.params))

@@ -10,8 +10,8 @@ from configs import itkm as itkm_config
 from data_pipelines.datasets import load_data, training_records
 from jreid import methods
 from jreid.eval.tasks import evaluate_tasks
-from jreid.methods.itkm import ITKM
-from jreid.train import stages
+from jreid.methods.itkm.method import ITKM
+from jreid.train import loop
 
 _CACHE = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
           "jax_persistent_cache_min_entry_size_bytes")
@@ -50,21 +50,21 @@ def test_training_ignores_identities(smoke, tmp_path):
   config, data, method = smoke
   records = training_records(data, config.data.train_modalities)
   scrambled = [dataclasses.replace(r, pid=(r.pid * 7919) % 1009, clothes_id=0, camid=0) for r in records]
-  other = ITKM(config, scrambled, method.tokenizer)
-  _, history = stages.train(config, str(tmp_path / "a"), method, show_progress=False, stop_at=5)
-  _, scrambled_history = stages.train(config, str(tmp_path / "b"), other, show_progress=False, stop_at=5)
+  other = ITKM(config, data.num_train_ids, scrambled, method.tokenizer)
+  _, history = loop.train(config, str(tmp_path / "a"), method, show_progress=False, stop_at=5)
+  _, scrambled_history = loop.train(config, str(tmp_path / "b"), other, show_progress=False, stop_at=5)
   assert history == scrambled_history
 
 
 def test_resume_mid_stage_is_identical_and_evaluates(smoke, tmp_path):
   config, data, method = smoke
-  full, full_history = stages.train(config, str(tmp_path / "full"), method, show_progress=False)
+  full, full_history = loop.train(config, str(tmp_path / "full"), method, show_progress=False)
   assert sorted(full_history) == list(range(1, 9))
   assert {"homo"} <= set(full_history[1]) and {"i2t", "t2i", "sep"} <= set(full_history[3])
   assert {"homo", "chm", "ihm", "tg"} <= set(full_history[8])
   part = str(tmp_path / "part")
-  stages.train(config, part, method, show_progress=False, stop_at=5)  # across two stage boundaries, into a round
-  resumed, history = stages.train(config, part, method, show_progress=False)  # and on across a round boundary
+  loop.train(config, part, method, show_progress=False, stop_at=5)  # across two stage boundaries, into a round
+  resumed, history = loop.train(config, part, method, show_progress=False)  # and on across a round boundary
   assert sorted(history) == [6, 7, 8]
   for step in history:
     for name, value in full_history[step].items():
@@ -72,7 +72,7 @@ def test_resume_mid_stage_is_identical_and_evaluates(smoke, tmp_path):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
                (full.params, full.model_state), (resumed.params, resumed.model_state))
 
-  restored = stages.restore_state(config, part, method)  # what `--mode=eval` evaluates
+  restored = loop.restore_state(config, part, method)  # what `--mode=eval` evaluates
   jax.tree.map(np.testing.assert_array_equal, restored.params, resumed.params)
 
   results = evaluate_tasks(config, method, restored, data, part)
@@ -84,7 +84,7 @@ def test_clothes_change_images_are_grouped_as_training_grouped_them(smoke, tmp_p
   """Evaluation and export group a clothes-change image by the nearest k-means centroid of its initial features:
   on the training images that is the group k-means gave them."""
   config, _, method = smoke
-  state, _ = stages.train(config, str(tmp_path / "run"), method, show_progress=False, stop_at=1)
+  state, _ = loop.train(config, str(tmp_path / "run"), method, show_progress=False, stop_at=1)
   changing = np.flatnonzero(method.scenario == method.clothes_change_index)
   groups = method.record_groups(state, [method.records[i] for i in changing], config.eval.batch_size)
   trained = np.asarray(state.model_state["round"].domain)[changing] % 2

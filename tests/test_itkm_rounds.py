@@ -5,8 +5,8 @@ import numpy as np
 import optax
 from ml_collections import ConfigDict
 
-from jreid.methods import itkm_rounds as rounds
-from jreid.train.stages import Segment, prompt_batch, segments, staged_optimizer
+from jreid.methods.itkm import rounds
+from jreid.methods.itkm.phases import Segment, prompt_batch, segments, staged_optimizer
 
 
 def _unit(x):

@@ -38,7 +38,7 @@ def _train(shape, image_dir, workdir):
   from jreid import methods
   from jreid.train import loop
   config = _config(shape)
-  return loop.train(config, workdir, methods.build(config, num_classes=7), _records(image_dir), show_progress=False)
+  return loop.train(config, workdir, methods.build(config, 7, _records(image_dir)), show_progress=False)
 
 
 def _worker(image_dir, out_dir):

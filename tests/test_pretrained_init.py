@@ -5,9 +5,9 @@ import numpy as np
 
 from configs import image_reid
 from jreid import methods
-from jreid.train import loop
 from jreid.models import CLIPConfig, TextConfig, VisionConfig, build_local_tokenizer, init_params, save_clip
 from jreid.models.pos_embed import resize_pos_embed
+from jreid.train import loop
 
 
 def test_image_reid_initialises_from_converted_clip(tmp_path):
@@ -32,5 +32,5 @@ def test_image_reid_initialises_from_converted_clip(tmp_path):
     np.testing.assert_allclose(np.asarray(a), b, rtol=0, atol=1e-7)
   assert got["head"]["classifier"]["kernel"].shape == (16, 5)
   # The trainer builds its state from the same init under jax tracing.
-  state, _, _ = loop.init_state(config, method, loop.batch_spec(config))
+  state = loop.state_setup(config, method).create()
   np.testing.assert_allclose(np.asarray(state.params["vision"]["pos_embedding"]), want["pos_embedding"], atol=1e-7)

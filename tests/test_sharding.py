@@ -124,7 +124,7 @@ def _start(records: tuple):
   """(method, fresh train state in host memory, first batch) of the 1-device config, shared by the tests."""
   config = _config(dict(data=1))
   method = methods.build(config, num_classes=7)
-  state, _, _ = loop.init_state(config, method, loop.batch_spec(config))
+  state = loop.state_setup(config, method).create()
   batch = next(iter(pipeline.train_dataset(list(records), loop.batch_spec(config))))
   return method, jax.device_get(state), batch
 
@@ -133,8 +133,8 @@ def _layout(shape, method):
   """(mesh, optimizer, abstract state with its shardings) of the mesh of `shape`."""
   config = _config(shape)
   mesh = sharding.make_mesh(config.mesh)
-  _, abstract, tx, _ = loop.state_setup(config, method, loop.batch_spec(config, mesh), mesh)
-  return mesh, tx, abstract
+  setup = loop.state_setup(config, method, mesh)
+  return mesh, setup.phases[0].tx, setup.abstract
 
 
 def _one_step(shape, method, state, batch):

@@ -9,6 +9,7 @@ import pytest
 
 from configs import image_reid
 from jreid import methods
+from jreid.methods.base import Method
 from jreid.train import loop
 from jreid.train.optimizer import make_optimizer, make_schedule
 from jreid.train.step import NonFiniteLossError
@@ -49,8 +50,14 @@ def test_param_groups_set_lr_and_weight_decay():
   np.testing.assert_allclose(updates["classifier"]["kernel"], -0.2 * 0.5, rtol=1e-6)
 
 
-class _LogMethod:
+class _LogMethod(Method):
   """loss = log(w): with SGD lr 0.6 from w = 1, w goes 1 -> 0.4 -> -1.1, so step 3 is NaN."""
+
+  def encode_images(self, params, model_state, images):
+    raise NotImplementedError
+
+  def encode_records(self, state, records, kind, batch_size):
+    raise NotImplementedError
 
   def init(self, rng, batch):
     return {"w": jnp.ones(())}, {}
@@ -66,7 +73,7 @@ def test_non_finite_guard_names_step_and_term(tmp_path, tiny_records):
                       param_groups=[])
   config.data.update(num_ids=2, num_instances=2)
   with pytest.raises(NonFiniteLossError, match=r"step 3: log_w=nan, loss=nan"):
-    loop.train(config, str(tmp_path), _LogMethod(), tiny_records, show_progress=False)
+    loop.train(config, str(tmp_path), _LogMethod(config, 1, tiny_records), show_progress=False)
   assert not (tmp_path / "checkpoints" / "5").exists()
 
 
@@ -79,12 +86,10 @@ def _smoke(num_steps):
 
 def test_resume_gives_identical_losses_and_parameters(tmp_path, tiny_records):
   config = _smoke(6)
-  method = methods.build(config, num_classes=7)
-  straight, straight_history = loop.train(config, str(tmp_path / "straight"), method, tiny_records,
-                                          show_progress=False)
-  _, first_half = loop.train(config, str(tmp_path / "resumed"), method, tiny_records, show_progress=False,
-                             stop_at=3)
-  resumed, second_half = loop.train(config, str(tmp_path / "resumed"), method, tiny_records, show_progress=False)
+  method = methods.build(config, num_classes=7, train_records=tiny_records)
+  straight, straight_history = loop.train(config, str(tmp_path / "straight"), method, show_progress=False)
+  _, first_half = loop.train(config, str(tmp_path / "resumed"), method, show_progress=False, stop_at=3)
+  resumed, second_half = loop.train(config, str(tmp_path / "resumed"), method, show_progress=False)
   assert sorted(first_half) == [1, 2, 3] and sorted(second_half) == [4, 5, 6]
   for step in range(1, 7):
     assert (first_half | second_half)[step] == straight_history[step]
@@ -92,7 +97,7 @@ def test_resume_gives_identical_losses_and_parameters(tmp_path, tiny_records):
   for a, b in zip(jax.tree_util.tree_leaves(straight), jax.tree_util.tree_leaves(resumed)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   # Training changed the parameters, so the equality above is not vacuous.
-  fresh, _, _ = loop.init_state(config, method, loop.batch_spec(config))
+  fresh = loop.state_setup(config, method).create()
   moved = [not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(fresh.params),
                                                      jax.tree_util.tree_leaves(straight.params))]
   assert any(moved)

@@ -16,7 +16,8 @@ from data_pipelines import mixing
 from data_pipelines.datasets import training_records
 from jreid import losses, methods
 from jreid.eval import tasks as eval_tasks
-from jreid.methods import instruct
+from jreid.methods.instruct import kinds
+from jreid.methods.instruct.net import InstructNet
 from jreid.train import loop
 
 
@@ -67,15 +68,15 @@ def test_update_confidence_by_hand():
 
 def test_every_task_has_rows_of_its_kind(method, batch):
   names = method.config.data.tasks
-  assert set(names) == set(instruct.ALL_TASKS)
-  kinds, task = np.asarray(batch["instruction_kind"]), np.asarray(batch["task"])
-  expected = {"traditional": {instruct.TEXT}, "clothes_changing": {instruct.TEXT},
-              "visible_infrared": {instruct.TEXT}, "text": {instruct.CAPTION},
-              "clothes_template": {instruct.TEMPLATE}, "language_instructed": {instruct.TEXT},
-              "cross_resolution": {instruct.NONE}, "sketch": {instruct.NONE},
-              "text+sketch": {instruct.NONE, instruct.FUSION}}
+  assert set(names) == set(kinds.ALL_TASKS)
+  row_kinds, task = np.asarray(batch["instruction_kind"]), np.asarray(batch["task"])
+  expected = {"traditional": {kinds.TEXT}, "clothes_changing": {kinds.TEXT},
+              "visible_infrared": {kinds.TEXT}, "text": {kinds.CAPTION},
+              "clothes_template": {kinds.TEMPLATE}, "language_instructed": {kinds.TEXT},
+              "cross_resolution": {kinds.NONE}, "sketch": {kinds.NONE},
+              "text+sketch": {kinds.NONE, kinds.FUSION}}
   for t, name in enumerate(names):
-    assert set(kinds[task == t]) <= expected[name] and len(kinds[task == t]), name
+    assert set(row_kinds[task == t]) <= expected[name] and len(row_kinds[task == t]), name
 
 
 def test_one_image_tower_and_the_sum_fusion(method, batch):
@@ -86,17 +87,17 @@ def test_one_image_tower_and_the_sum_fusion(method, batch):
   out = net.apply(variables, batch["image"], batch["instruction"], batch["template"], batch["instruction_kind"])
   kind = np.asarray(batch["instruction_kind"])
   image = net.apply(variables, batch["image"], batch["instruction"], batch["template"],
-                    jnp.full_like(batch["instruction_kind"], instruct.NONE), method=instruct.InstructNet.encode_queries)
+                    jnp.full_like(batch["instruction_kind"], kinds.NONE), method=InstructNet.encode_queries)
   text = net.apply(variables, batch["instruction"], method=lambda m, t: m.encode_text(t)[2])
-  fusion = kind == instruct.FUSION
+  fusion = kind == kinds.FUSION
   assert fusion.any()
   # FUSION rows: the sketch's embedding plus its caption's (the gates are closed at init, so no editing).
   unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
   raw_image = np.asarray(out.feature) - np.where(fusion[:, None], np.asarray(text), 0)
   np.testing.assert_allclose(unit(raw_image), np.asarray(image), atol=1e-5)
   # Template rows: the instruction embedding is the image tower's embedding of the template.
-  rows = kind == instruct.TEMPLATE
-  template = net.apply(variables, batch["template"][rows], method=instruct.InstructNet.encode_template)
+  rows = kind == kinds.TEMPLATE
+  template = net.apply(variables, batch["template"][rows], method=InstructNet.encode_template)
   np.testing.assert_allclose(np.asarray(out.instruction.embedding)[rows], np.asarray(template.embedding), atol=1e-5)
 
 
@@ -119,7 +120,7 @@ def test_dynamic_weights_scale_each_rows_losses(method, batch):
   n = logits.shape[1]
   smooth = (1 - cfg.label_smoothing) * np.eye(n)[labels] + cfg.label_smoothing / n
   ce = -(smooth * log_p).sum(1)
-  reid = kind != instruct.CAPTION
+  reid = kind != kinds.CAPTION
   num_tasks = len(method.config.data.tasks)
   confidence = np.asarray(updates["task_stats"]["confidence"])
   for t in range(num_tasks):

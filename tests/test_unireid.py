@@ -38,7 +38,7 @@ def _config(**loss):
 def _batch(method, records, size=4, seed=0):
   rows = method.train_records(records)
   spec = pipeline.TrainBatchSpec(image_size=method.vision.image_size, num_ids=size // 2, num_instances=2, seed=seed)
-  batch = next(iter(pipeline.train_dataset(rows, spec, companions=method.companions(rows))))
+  batch = next(iter(pipeline.train_dataset(rows, spec, companions=method.companions())))
   return {k: jnp.asarray(v) for k, v in batch.items()}
 
 
@@ -66,7 +66,7 @@ def test_local_tokenizer_is_trained_once_then_read_from_the_cache(tiny, tmp_path
 def test_training_rows_and_their_companions(method, tiny):
   rows = method.train_records(tiny.train)
   assert rows and all(r.modality == "rgb" and r.scale == 1 and r.captions for r in rows)
-  companions = method.companions(rows)
+  companions = method.companions()
   companions.flip, companions.padding = False, 0
   size = method.vision.image_size
   sketch_of = {r.source: r.path for r in tiny.train if r.modality == "sketch"}
@@ -95,7 +95,7 @@ def test_drawn_sketches_ignore_the_data_sketches(tiny):
   config.data.sketches = "drawn"
   drawn = methods.build(config, tiny.num_train_ids, tiny.train)
   rows = drawn.train_records(tiny.train)
-  companions = drawn.companions(rows)
+  companions = drawn.companions()
   companions.flip, companions.padding = False, 0
   sketched = {r.source for r in tiny.train if r.modality == "sketch"}
   row = next(r for r in rows if r.path in sketched)
@@ -173,7 +173,7 @@ def test_fusions_start_as_the_sum_and_learn(tiny, ready, fusion):
 
 def test_encode_records_for_every_query_kind(method, tiny, ready):
   _, params = ready
-  state = types.SimpleNamespace(params=params)
+  state = types.SimpleNamespace(params=params, model_state={})
   query = tiny.tasks["text+sketch"].query[:3]
   features = {kind: method.encode_records(state, query, kind, 2) for kind in ("text", "sketch", "text+sketch")}
   features["image"] = method.encode_records(state, tiny.tasks["text"].gallery[:5], "image", 2)
@@ -198,9 +198,9 @@ def test_train_then_evaluate_text_sketch_and_both(method, tiny, tmp_path):
   config = method.config
   rows = method.train_records(tiny.train)
   spec = loop.batch_spec(config)
-  state, tx, _ = loop.init_state(config, method, spec)
-  step = make_train_step(method.loss, tx)
-  iterator = iter(pipeline.train_dataset(rows, spec, companions=method.companions(rows)))
+  setup = loop.state_setup(config, method)
+  state, step = setup.create(), make_train_step(method.loss, setup.phases[0].tx)
+  iterator = iter(pipeline.train_dataset(rows, spec, companions=method.companions()))
   for _ in range(2):
     state, metrics = step(state, next(iterator))
   assert np.isfinite(float(metrics["loss"]))
@@ -223,7 +223,7 @@ def test_towers_start_from_a_converted_clip(tiny, tmp_path):
   np.testing.assert_array_equal(params["vision"]["class_embedding"], saved["vision"]["class_embedding"])
   assert params["vision"]["pos_embedding"].shape == (1 + 4 * 2, 32)  # the smoke image size, 64 x 32
   # The trainer builds its state from the same init under jax tracing.
-  state, _, _ = loop.init_state(config, method, loop.batch_spec(config))
+  state = loop.state_setup(config, method).create()
   np.testing.assert_array_equal(np.asarray(state.params["text"]["pos_embedding"]), saved["text"]["pos_embedding"])
 
 

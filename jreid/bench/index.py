@@ -5,8 +5,7 @@ takes an exported --model), writes --num-images JPEGs of the model's input
 size into a scratch folder, and times (the median of --repeats runs, after a
 compiling warm-up):
 
-  model   the jitted image encoder on uint8 batches already on the device
-          (methods with `encode_images(params, model_state, images)`)
+  model   the jitted image encoder (the method's `encode_images`) on uint8 batches already on the device
   decode  JPEG files -> uint8 batches (host threads, as the index reads them)
   index   `python -m jreid.search index` end to end (decode, encode, shard writes)
 
@@ -75,16 +74,13 @@ def _rate(count: int, fn: Callable[[], object], repeats: int) -> float:
   return count / statistics.median(seconds)
 
 
-def _model_rate(encoder: inference.Encoder, batch_size: int, repeats: int) -> float | None:
+def _model_rate(encoder: inference.Encoder, batch_size: int, repeats: int) -> float:
   """Images per second of the jitted image encoder alone, on device-resident batches of the first device."""
-  encode = getattr(encoder.method, "encode_images", None)
-  if encode is None:
-    return None
   variables = inference.load_variables(encoder.directory)
   variables = jax.device_put(variables, encoder.devices[0])
   images = jax.device_put(np.random.default_rng(0).integers(0, 256, (batch_size, *encoder.image_size, 3),
                                                             dtype=np.uint8), encoder.devices[0])
-  encode = jax.jit(encode)
+  encode = jax.jit(encoder.method.encode_images)
   batches = 8
   encode(*variables, images).block_until_ready()
 
@@ -120,9 +116,7 @@ def _measure(model: str, args: argparse.Namespace, scratch: str) -> dict:
   }
 
 
-def _rate_text(rate: float | None) -> str:
-  if rate is None:
-    return "n/a"
+def _rate_text(rate: float) -> str:
   return f"{rate:,.0f}" if rate >= 100 else f"{rate:.1f}"
 
 

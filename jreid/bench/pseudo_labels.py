@@ -26,8 +26,8 @@ from configs import itkm as itkm_config
 from data_pipelines.datasets import load_data, training_records
 from jreid import methods
 from jreid.cluster import quality
-from jreid.methods import itkm_rounds as rounds
-from jreid.methods.itkm import SCENARIOS
+from jreid.methods.itkm import rounds
+from jreid.methods.itkm.scenarios import SCENARIOS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

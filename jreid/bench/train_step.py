@@ -149,14 +149,13 @@ def run(args: argparse.Namespace) -> None:
     raise ValueError(f"--fsdp {args.fsdp} does not divide --devices {args.devices}")
   config.mesh.shape = dict(data=args.devices // args.fsdp, fsdp=args.fsdp)
   mesh = sharding.make_mesh(config.mesh, jax.devices()[:args.devices])
-  spec = loop.batch_spec(config, mesh)  # this process's block of the global batch
-  create, abstract, tx, _ = loop.state_setup(config, method, spec, mesh)
-  layouts = sharding.step_shardings(mesh, jax.tree.map(lambda x: x.sharding, abstract))
-  batch = sharding.global_batch(batch_of(spec), layouts.batch)
-  state = create()
+  setup = loop.state_setup(config, method, mesh)  # setup.spec: this process's block of the global batch
+  layouts, phase = setup.layouts, setup.phases[0]
+  batch = sharding.global_batch(batch_of(setup.spec), layouts.batch)
+  state = setup.create()
 
   start = time.perf_counter()
-  step = make_train_step(method.loss, tx, layouts).lower(state, batch).compile()
+  step = make_train_step(phase.loss, phase.tx, layouts).lower(state, batch).compile()
   state, metrics = step(state, batch)
   jax.block_until_ready((state, metrics))
   first = time.perf_counter() - start

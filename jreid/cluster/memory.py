@@ -12,9 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-
-def _normalise(x: jax.Array) -> jax.Array:
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+from jreid.ops import l2_normalize
 
 
 def init_memory(features: jax.Array, labels: jax.Array, num_clusters: int | None = None) -> jax.Array:
@@ -28,7 +26,7 @@ def init_memory(features: jax.Array, labels: jax.Array, num_clusters: int | None
     num_clusters = int(jnp.max(labels)) + 1
   segment = jnp.where(labels >= 0, labels, num_clusters)
   sums = jax.ops.segment_sum(features, segment, num_segments=num_clusters + 1)[:num_clusters]
-  return _normalise(sums)
+  return l2_normalize(sums)
 
 
 def momentum_update(memory: jax.Array, features: jax.Array, labels: jax.Array, momentum: float = 0.1) -> jax.Array:
@@ -53,7 +51,7 @@ def momentum_update(memory: jax.Array, features: jax.Array, labels: jax.Array, m
     step, memory = state
     now = valid & (occurrence == step)
     target = jnp.where(now, labels, num_clusters)  # out of range: dropped
-    moved = _normalise(momentum * memory[jnp.minimum(target, num_clusters - 1)] + (1.0 - momentum) * features)
+    moved = l2_normalize(momentum * memory[jnp.minimum(target, num_clusters - 1)] + (1.0 - momentum) * features)
     return step + 1, memory.at[target].set(moved, mode="drop")
 
   return lax.while_loop(lambda state: state[0] < rounds, apply, (0, lax.stop_gradient(memory)))[1]

@@ -12,6 +12,13 @@ from data_pipelines.pipeline import eval_batches
 from data_pipelines.records import Record
 
 
+def padded_chunks(values: np.ndarray, batch_size: int) -> np.ndarray:
+  """values [N, ...] zero-padded to whole batches: [num_batches, batch_size, ...]."""
+  padded = np.zeros((-(-len(values) // batch_size) * batch_size, *values.shape[1:]), values.dtype)
+  padded[:len(values)] = values
+  return padded.reshape(-1, batch_size, *values.shape[1:])
+
+
 def extract_image_features(encode: Callable, records: Sequence[Record], image_size: tuple[int, int],
                            batch_size: int, desc: str = "features") -> np.ndarray:
   """Features [N, D] of the records' images; `encode(uint8 [B, H, W, 3]) -> [B, D]` is jitted once."""

@@ -25,6 +25,7 @@ import numpy as np
 from jax import lax
 
 from jreid.eval.protocols import ProtocolArrays, pair_masks
+from jreid.ops import l2_normalize
 
 METRICS = ("cosine", "euclidean")
 # 'count' is used while no identity has more gallery items than this (on an
@@ -72,8 +73,7 @@ def prepare_features(x: jax.Array, metric: str) -> tuple[jax.Array, jax.Array]:
     raise ValueError(f"Unknown metric {metric!r}; expected one of {METRICS}.")
   x32 = jnp.asarray(x, jnp.float32)
   if metric == "cosine":
-    norm = jnp.linalg.norm(x32, axis=-1, keepdims=True)
-    x32 = x32 / jnp.maximum(norm, 1e-12)
+    x32 = l2_normalize(x32)
   return x32.astype(_compute_dtype(jnp.asarray(x))), jnp.sum(x32 * x32, -1)
 
 

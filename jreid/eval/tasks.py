@@ -36,8 +36,10 @@ def missing_modality_tasks(tasks: dict[str, EvalTask]) -> dict[str, tuple[str, E
   return variants
 
 
-def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: str) -> dict[str, dict[str, Any]]:
-  """{task: metrics} for the config's tasks; writes results.json, results.md and one picture per task.
+def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: str | None = None,
+                   reported: str = "") -> dict[str, dict[str, Any]]:
+  """{task: metrics} for the config's tasks; with `workdir`, writes one picture per task there and
+  results.json / results.md, headed by `reported` (which step the state is).
 
   Image-only methods answer image+instruction queries with the image alone
   (the modality-missing fallback); tasks whose queries the method cannot
@@ -46,8 +48,6 @@ def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: s
   evaluated with a part of the query missing (`missing_modality_tasks`);
   those rows carry 'variant_of' and stay out of the mean.
   """
-  picture_dir = os.path.join(workdir, "ranked")
-  os.makedirs(picture_dir, exist_ok=True)
   results = {}
   gallery_cache = {}
   for name in config.eval.tasks:
@@ -68,16 +68,26 @@ def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: s
     query = method.encode_records(state, task.query, task.query_kind, config.eval.batch_size)
     metrics = evaluate(query, gallery, task.query, task.gallery, task.protocol, return_topk=config.eval.picture_topk)
     chance = chance_metrics(task.query, task.gallery, task.protocol)
-    picture = os.path.join(picture_dir, f"{name.replace('+', '_').replace(' / ', '-').replace(' ', '_')}.png")
-    rows = np.linspace(0, len(task.query) - 1, min(config.eval.picture_queries, len(task.query))).astype(int)
-    save_ranked_results(picture, task, metrics["topk_indices"], metrics["topk_matches"], query_indices=rows)
     results[name] = {
         "protocol": task.protocol, "queries": metrics["num_queries_evaluated"], "gallery": len(task.gallery),
         **{k: metrics[k] for k in REPORTED}, **{f"chance_{k}": chance[k] for k in ("mAP", "rank1")},
-        "picture": picture, **({"variant_of": parent} if parent else {}),
+        **({"variant_of": parent} if parent else {}),
     }
-  _write(results, workdir)
+    if workdir is not None:
+      results[name]["picture"] = _save_picture(config, workdir, name, task, metrics)
+  if workdir is not None:
+    _write(results, workdir, reported)
   return results
+
+
+def _save_picture(config: ConfigDict, workdir: str, name: str, task: EvalTask, metrics: dict[str, Any]) -> str:
+  """WORKDIR/ranked/<task>.png of config.eval.picture_queries queries spread over the task's."""
+  picture_dir = os.path.join(workdir, "ranked")
+  os.makedirs(picture_dir, exist_ok=True)
+  picture = os.path.join(picture_dir, f"{name.replace('+', '_').replace(' / ', '-').replace(' ', '_')}.png")
+  rows = np.linspace(0, len(task.query) - 1, min(config.eval.picture_queries, len(task.query))).astype(int)
+  save_ranked_results(picture, task, metrics["topk_indices"], metrics["topk_matches"], query_indices=rows)
+  return picture
 
 
 def summary_table(results: dict[str, dict[str, Any]]) -> str:
@@ -108,15 +118,18 @@ def _table(results: dict[str, dict[str, Any]], with_mean: bool) -> str:
   return "\n".join(lines)
 
 
-def _write(results: dict[str, dict[str, Any]], workdir: str) -> None:
+def _write(results: dict[str, dict[str, Any]], workdir: str, reported: str) -> None:
   with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
+    json.dump({"reported": reported, "tasks": results}, f, indent=2)
+  heading = f"Evaluated at {reported}.\n\n" if reported else ""
   with open(os.path.join(workdir, "results.md"), "w") as f:
-    f.write(summary_table(results) + "\n")
+    f.write(heading + summary_table(results) + "\n")
 
 
-def print_summary(results: dict[str, dict[str, Any]], workdir: str, elapsed: float) -> None:
-  """The table and where everything went."""
+def print_summary(results: dict[str, dict[str, Any]], workdir: str, elapsed: float, reported: str) -> None:
+  """The table, which step it reports, and where everything went."""
+  print()
+  print(f"Evaluated at {reported}:")
   print()
   print(summary_table(results))
   print()

@@ -2,15 +2,13 @@
 
 from jreid.losses.adaptive_triplet import (adaptive_batch_hard_triplet, adaptive_triplet_term,
                                            instruction_relatedness)
-from jreid.losses.cluster_contrast import cluster_contrast_loss
-from jreid.losses.contrastive import (distribution_alignment, dynamic_task_loss, positive_targets,
+from jreid.losses.contrastive import (distribution_alignment, dynamic_task_loss, hard_negatives, logit_scale,
                                       similarity_logits, symmetric_info_nce, task_aware_weights)
-from jreid.losses.identity import cross_entropy
+from jreid.losses.identity import cross_entropy, cross_entropy_per_row
 from jreid.losses.task_weighting import task_weights, update_confidence
-from jreid.losses.triplet import batch_hard_triplet, pairwise_distance, pairwise_squared_distance
+from jreid.losses.triplet import batch_hard_triplet
 
-__all__ = ["adaptive_batch_hard_triplet", "adaptive_triplet_term", "instruction_relatedness",
-           "cross_entropy", "batch_hard_triplet", "cluster_contrast_loss", "distribution_alignment",
-           "dynamic_task_loss",
-           "pairwise_distance", "pairwise_squared_distance", "positive_targets", "similarity_logits",
-           "symmetric_info_nce", "task_aware_weights", "task_weights", "update_confidence"]
+__all__ = ["adaptive_batch_hard_triplet", "adaptive_triplet_term", "batch_hard_triplet", "cross_entropy",
+           "cross_entropy_per_row", "distribution_alignment", "dynamic_task_loss", "hard_negatives",
+           "instruction_relatedness", "logit_scale", "similarity_logits", "symmetric_info_nce", "task_aware_weights",
+           "task_weights", "update_confidence"]

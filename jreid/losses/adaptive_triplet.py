@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jreid.losses.triplet import pairwise_distance, pairwise_squared_distance
+from jreid.ops import l2_normalize, masked_mean
 
 
 def adaptive_triplet_term(d1: jax.Array, d2: jax.Array, beta1: jax.Array, beta2: jax.Array,
@@ -25,14 +26,9 @@ def adaptive_triplet_term(d1: jax.Array, d2: jax.Array, beta1: jax.Array, beta2:
 
 def instruction_relatedness(labels: jax.Array, instruction_features: jax.Array) -> jax.Array:
   """Eq. 6 for all pairs: beta [N, N] = 1[y_i = y_j] cos(F_T^i, F_T^j), held constant (no gradient)."""
-  unit = instruction_features.astype(jnp.float32)
-  unit = unit / jnp.linalg.norm(unit, axis=-1, keepdims=True).clip(1e-12)
+  unit = l2_normalize(instruction_features)
   same = labels[:, None] == labels[None, :]
   return jax.lax.stop_gradient(jnp.where(same, unit @ unit.T, 0.0))
-
-
-def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
-  return jnp.sum(jnp.where(mask, values, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
 
 
 def adaptive_batch_hard_triplet(features: jax.Array, labels: jax.Array, relatedness: jax.Array, margin: float,
@@ -82,4 +78,4 @@ def adaptive_batch_hard_triplet(features: jax.Array, labels: jax.Array, relatedn
   intra = adaptive_triplet_term(far_dist[:, 0], far_dist[:, 1], beta_far[:, 0], beta_far[:, 1], margin)
   if anchor_weights is not None:
     inter, intra = inter * anchor_weights, intra * anchor_weights
-  return _masked_mean(inter, inter_valid) + intra_weight * _masked_mean(intra, intra_valid)
+  return masked_mean(inter, inter_valid) + intra_weight * masked_mean(intra, intra_valid)

@@ -5,16 +5,24 @@ pairs with equal labels: distinct instance labels give CLIP's InfoNCE,
 identity labels let every image of a person match every description of them.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
+
+from jreid.ops import l2_normalize
+
+MAX_LOG_SCALE = math.log(100.0)  # CLIP's cap on the learned logit scale.
+
+
+def logit_scale(log_scale: jax.Array) -> jax.Array:
+  """exp of a learned log logit scale, capped at 100 as CLIP caps it."""
+  return jnp.exp(jnp.minimum(log_scale, MAX_LOG_SCALE))
 
 
 def similarity_logits(queries: jax.Array, keys: jax.Array, scale: jax.Array | float) -> jax.Array:
   """scale * cos(queries_i, keys_j): [N, M] in fp32."""
-  def unit(x):
-    x = x.astype(jnp.float32)
-    return x / jnp.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
-  return scale * unit(queries) @ unit(keys).T
+  return scale * l2_normalize(queries) @ l2_normalize(keys).T
 
 
 def positive_targets(labels: jax.Array) -> jax.Array:
@@ -69,3 +77,10 @@ def distribution_alignment(student_logits: jax.Array, teacher_logits: jax.Array)
   teacher = jax.nn.softmax(jax.lax.stop_gradient(teacher_logits).astype(jnp.float32), axis=1)
   student = jax.nn.log_softmax(student_logits.astype(jnp.float32), axis=1)
   return -jnp.mean(jnp.sum(teacher * student, axis=1))
+
+
+def hard_negatives(rng: jax.Array, similarity: jax.Array, allowed: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Per row, a column drawn from softmax(similarity) over the allowed columns (no gradient); and whether the
+  row has an allowed column."""
+  index = jax.random.categorical(rng, jnp.where(allowed, jax.lax.stop_gradient(similarity), -jnp.inf))
+  return index, jnp.any(allowed, axis=1)

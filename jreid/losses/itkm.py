@@ -12,12 +12,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jreid.ops import masked_mean
+
 _NEG = -1e9  # The logit of a prototype outside a row's set.
-
-
-def _mean_over(values: jax.Array, weight: jax.Array) -> jax.Array:
-  weight = weight.astype(jnp.float32)
-  return jnp.sum(values * weight) / jnp.maximum(jnp.sum(weight), 1.0)
 
 
 def _masked_log_softmax(logits: jax.Array, allowed: jax.Array) -> jax.Array:
@@ -34,7 +31,7 @@ def prototype_contrast(features: jax.Array, prototypes: jax.Array, targets: jax.
   logits = features @ prototypes.T / temperature
   log_p = _masked_log_softmax(logits, allowed)
   picked = jnp.take_along_axis(log_p, jnp.clip(targets, 0)[:, None], axis=1)[:, 0]
-  return _mean_over(-picked, targets >= 0)
+  return masked_mean(-picked, targets >= 0)
 
 
 def instance_positive_contrast(features: jax.Array, bank: jax.Array, positives: jax.Array, allowed: jax.Array,
@@ -46,9 +43,7 @@ def instance_positive_contrast(features: jax.Array, bank: jax.Array, positives: 
   log_p = _masked_log_softmax(features @ bank.T / temperature, allowed)
   valid = positives >= 0
   picked = jnp.take_along_axis(log_p, jnp.clip(positives, 0), axis=1)
-  count = jnp.sum(valid, axis=1)
-  per_row = -jnp.sum(jnp.where(valid, picked, 0.0), axis=1) / jnp.maximum(count, 1)
-  return _mean_over(per_row, count > 0)
+  return masked_mean(-masked_mean(picked, valid, axis=1), jnp.any(valid, axis=1))
 
 
 def text_guided(features: jax.Array, instance_text: jax.Array, cluster_text: jax.Array, allowed: jax.Array,
@@ -69,10 +64,10 @@ def text_to_image(images: jax.Array, texts: jax.Array, labels: jax.Array, temper
   """ℓ_t2i: row i's text t_{y_i} against the batch's images; the images of label y_i are its positives."""
   log_p = jax.nn.log_softmax(texts @ images.T / temperature, axis=-1)
   positive = labels[:, None] == labels[None, :]
-  return -jnp.mean(jnp.sum(jnp.where(positive, log_p, 0.0), axis=1) / jnp.sum(positive, axis=1))
+  return -jnp.mean(masked_mean(log_p, positive, axis=1))
 
 
 def scenario_separation(texts: jax.Array, scenario: jax.Array, margin: float) -> jax.Array:
   """ℓ_sep: mean over pairs of texts of different scenarios of [cos(t_i, t_j) − m]+ (0 without such pairs)."""
   pairs = scenario[:, None] != scenario[None, :]
-  return _mean_over(jax.nn.relu(texts @ texts.T - margin), pairs)
+  return masked_mean(jax.nn.relu(texts @ texts.T - margin), pairs)

@@ -3,6 +3,8 @@
 import jax
 import jax.numpy as jnp
 
+from jreid.ops import masked_mean
+
 
 def pairwise_squared_distance(x: jax.Array, y: jax.Array) -> jax.Array:
   """Squared Euclidean distances [N, M] between rows of x [N, D] and y [M, D]."""
@@ -17,16 +19,13 @@ def pairwise_distance(x: jax.Array, y: jax.Array) -> jax.Array:
   return jnp.sqrt(pairwise_squared_distance(x, y) + 1e-12)
 
 
-def batch_hard_triplet(features: jax.Array, labels: jax.Array, margin: float | None = 0.3,
-                       normalize: bool = False) -> jax.Array:
+def batch_hard_triplet(features: jax.Array, labels: jax.Array, margin: float | None = 0.3) -> jax.Array:
   """Batch-hard triplet loss (Hermans et al. 2017).
 
   For every anchor: the farthest positive and the nearest negative in the batch.
   margin=None uses the soft margin log(1 + exp(d_ap - d_an)). Anchors without a
   positive or a negative in the batch are left out of the mean.
   """
-  if normalize:
-    features = features / jnp.linalg.norm(features, axis=-1, keepdims=True).clip(1e-12)
   dist = pairwise_distance(features, features)
   same = labels[:, None] == labels[None, :]
   not_self = ~jnp.eye(labels.shape[0], dtype=bool)
@@ -40,5 +39,4 @@ def batch_hard_triplet(features: jax.Array, labels: jax.Array, margin: float | N
     per_anchor = jax.nn.softplus(gap)
   else:
     per_anchor = jax.nn.relu(gap + margin)
-  per_anchor = jnp.where(valid, per_anchor, 0.0)
-  return jnp.sum(per_anchor) / jnp.maximum(jnp.sum(valid), 1)
+  return masked_mean(per_anchor, valid)

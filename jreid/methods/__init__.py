@@ -1,32 +1,42 @@
-"""One module per method; `build(config, num_classes, train_records, tokenizer)` picks it from config.method."""
+"""The methods by name: `build(config, num_classes, train_records, tokenizer)` builds config.method's.
 
-from typing import Any, Sequence
+Each is a jreid.methods.base.Method (the contract is written down there),
+imported when first built, so that naming one imports no other.
+"""
 
-from ml_collections import ConfigDict
+from __future__ import annotations
 
-from data_pipelines.records import Record
+import importlib
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+  from ml_collections import ConfigDict
+
+  from data_pipelines.records import Record
+  from jreid.methods.base import Method
+
+REGISTRY = {
+    "image_reid": "jreid.methods.image_reid:ImageReID",
+    "unireid": "jreid.methods.unireid:UNIReID",
+    "instruct": "jreid.methods.instruct.method:InstructReID",
+    "unified": "jreid.methods.instruct.method:InstructReID",  # its network over nine tasks (configs/unified.py)
+    "itkm": "jreid.methods.itkm.method:ITKM",
+}
+
+
+def method_class(name: str) -> type[Method]:
+  """The Method subclass registered as `name`."""
+  if name not in REGISTRY:
+    raise ValueError(f"unknown config.method {name!r}; known: {', '.join(sorted(REGISTRY))}")
+  module, cls = REGISTRY[name].split(":")
+  return getattr(importlib.import_module(module), cls)
 
 
 def build(config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None,
-          tokenizer: Any = None):
-  """The method object named by config.method.
+          tokenizer: Any = None) -> Method:
+  """The method object named by config.method (arguments: jreid.methods.base).
 
-  `train_records`: the training set, for methods built from it (UNIReID's
-  tokenizer and sketch pairing); those read it from config.data without it.
-  `tokenizer`: the text tokenizer to use instead of the one the run's files give.
   An exported model's method is `build(config, num_classes, train_records=(),
   tokenizer=...)` with the export's config (jreid.methods.export): no file is read.
   """
-  if config.method == "image_reid":
-    from jreid.methods.image_reid import ImageReID
-    return ImageReID(config, num_classes)
-  if config.method == "unireid":
-    from jreid.methods.unireid import UNIReID
-    return UNIReID(config, num_classes, train_records, tokenizer)
-  if config.method == "instruct":
-    from jreid.methods.instruct import InstructReID
-    return InstructReID(config, num_classes, train_records, tokenizer)
-  if config.method == "itkm":
-    from jreid.methods.itkm import ITKM
-    return ITKM(config, train_records, tokenizer)
-  raise ValueError(f"unknown config.method {config.method!r}; known: 'image_reid', 'unireid', 'instruct', 'itkm'")
+  return method_class(config.method)(config, num_classes, train_records, tokenizer)

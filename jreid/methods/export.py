@@ -13,14 +13,14 @@ Its method is then `methods.build(config, num_classes, train_records=(),
 tokenizer=tokenizer)` with that config: nothing is read, and the exported
 parameters replace the initial ones.
 
-A method takes part with a `towers` attribute (tower name -> the
-VisionConfig, TextConfig or BertConfig it built), tower configs taken from
-`exported_towers(config)` when that is not None, and a constructor that reads
-no training data given `train_records=()` and uses a given `tokenizer`. A
-method that reads another file at construction adds the config field naming
-it to FILE_FIELDS. A method whose training variables hold more than encoding
-needs (ITKM: prompts, cluster memories, pseudo labels) offers
-`inference_variables(params, model_state)`, and its method built from an
+A method (jreid.methods.base.Method) takes part through its `towers` (tower
+name -> the VisionConfig, TextConfig or BertConfig it built), tower configs
+taken from `exported_towers(config)` when that is not None, and a constructor
+that reads no training data given `train_records=()` and uses a given
+`tokenizer`. A method that reads another file at construction adds the config
+field naming it to FILE_FIELDS. A method whose training variables hold more
+than encoding needs (ITKM: prompts, cluster memories, pseudo labels) says so
+in `inference_variables(params, model_state)`, and its method built from an
 export's config initialises just those.
 """
 
@@ -37,21 +37,11 @@ FILE_FIELDS = (("init",), ("instruction", "bert"))  # config.model fields naming
 
 def inference_config(method: Any) -> ConfigDict:
   """A copy of the method's config naming no file: its towers' architectures in config.model.towers."""
-  towers = getattr(method, "towers", None)
-  if towers is None:
-    raise ValueError(f"the {method.config.method} method has no `towers` attribute, so it cannot be rebuilt "
-                     "for inference (see jreid/methods/export.py)")
   config = ConfigDict(method.config.to_dict())
-  config.model[TOWERS] = {name: dataclasses.asdict(tower) for name, tower in towers.items()}
+  config.model[TOWERS] = {name: dataclasses.asdict(tower) for name, tower in method.towers.items()}
   for field in FILE_FIELDS:
     _clear(config.model, field)
   return config
-
-
-def inference_variables(method: Any, params: Any, model_state: Any) -> tuple[Any, Any]:
-  """The (params, model_state) an export keeps: all of them, unless the method says less."""
-  keep = getattr(method, "inference_variables", None)
-  return (params, model_state) if keep is None else keep(params, model_state)
 
 
 def _clear(node: ConfigDict, field: tuple[str, ...]) -> None:

@@ -19,10 +19,7 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from data_pipelines.records import Record
-from jreid.methods.export import exported_towers
 from jreid.models.checkpoint_io import TOKENIZER_DIR
-from jreid.models.clip import TextConfig, VisionConfig
-from jreid.models.pretrained import pretrained_tower_configs
 from jreid.models.tokenizer import Tokenizer, build_local_tokenizer, load_tokenizer
 
 
@@ -30,26 +27,6 @@ def tokenizer_cache_dir() -> str:
   """Where local tokenizers are cached: $JREID_DATA_DIR/tokenizers, else ~/.cache/jreid/tokenizers."""
   base = os.environ.get("JREID_DATA_DIR") or os.path.expanduser("~/.cache/jreid")
   return os.path.join(base, "tokenizers")
-
-
-def clip_tower_configs(config: ConfigDict, tokenizer: Tokenizer) -> tuple[VisionConfig, TextConfig]:
-  """A CLIP-style method's (image, text) tower configs: an export's (jreid.methods.export), else those of the
-  converted CLIP config.model.init names, else config.model's: the text tower sized for the tokenizer, in the
-  image tower's dtypes, projecting to model.text.embed_dim (default: the image tower's)."""
-  m = config.model
-  towers = exported_towers(config)
-  if towers is not None:
-    vision, text = VisionConfig(**towers["vision"]), TextConfig(**towers["text"])
-  elif m.init:
-    vision, text = pretrained_tower_configs(m)
-  else:
-    vision = VisionConfig(**m.vision.to_dict())
-    text = TextConfig(**{"embed_dim": vision.embed_dim, **m.text.to_dict(), "vocab_size": tokenizer.vocab_size,
-                         "eot_token_id": tokenizer.eot_token_id, "dtype": vision.dtype,
-                         "param_dtype": vision.param_dtype})
-  if vision.embed_dim != text.embed_dim:
-    raise ValueError(f"the towers' embed_dim differ: vision {vision.embed_dim}, text {text.embed_dim}")
-  return vision, text
 
 
 def training_captions(records: Sequence[Record]) -> list[str]:

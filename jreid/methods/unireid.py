@@ -25,24 +25,25 @@ from ml_collections import ConfigDict
 from PIL import Image
 
 from data_pipelines import images as image_ops
-from data_pipelines.datasets import run_training_records
+from data_pipelines import pipeline
 from data_pipelines.pipeline import eval_batches
 from data_pipelines.records import Record
 from data_pipelines.sketch import sketch as draw
 from jreid import losses
-from jreid.eval.extract import extract_image_features
-from jreid.methods.text import TextTokens, clip_tower_configs, method_tokenizer, tokenizer_cache_dir
+from jreid.eval.extract import extract_image_features, padded_chunks
+from jreid.methods.base import Method
+from jreid.methods.text import TextTokens, method_tokenizer, tokenizer_cache_dir
+from jreid.methods.towers import clip_towers
 from jreid.models.clip import EncoderOutput, TextConfig, TextTransformer, VisionConfig, VisionTransformer
-from jreid.models.pretrained import pretrained_towers
 from jreid.models.preprocess import normalize_images
 from jreid.models.tokenizer import Tokenizer
+from jreid.ops import l2_normalize
 
 FUSIONS = ("sum", "weighted", "cross_attention")
 SKETCH_SOURCES = ("dataset", "drawn")
 POSITIVES = ("instance", "identity")
 # Photos are drawn as sketches at this size (that of the synthetic set's photos), then resized.
 DRAW_SIZE = (256, 128)
-_MAX_LOG_SCALE = math.log(100.0)  # CLIP's cap on the learned logit scale.
 _SKETCH_CACHE = 4096  # Drawn sketches each process keeps (at 256 x 128, 400 MiB).
 
 
@@ -56,11 +57,6 @@ def draw_sketch(photo: str, size: tuple[int, int]) -> np.ndarray:
   sketch = np.asarray(Image.fromarray(drawn).resize((size[1], size[0]), Image.BILINEAR))
   sketch.flags.writeable = False
   return sketch
-
-
-def _unit(x: jax.Array) -> jax.Array:
-  x = x.astype(jnp.float32)
-  return x / jnp.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
 
 
 class CrossAttentionFusion(nn.Module):
@@ -197,36 +193,26 @@ def is_training_photo(record: Record) -> bool:
   return record.modality == "rgb" and record.scale == 1 and bool(record.captions)
 
 
-class UNIReID:
-  """The method object the trainer drives (see jreid.methods.image_reid.ImageReID for the interface).
-
-  Also provides train_records(records) (the rows it trains on: captioned
-  photos) and companions(rows) (their captions and sketches).
-  """
+class UNIReID(Method):
+  """UNIReID: trains on captioned photos (`train_records`), each with a caption and a sketch (`companions`)."""
 
   query_kinds = ("image", "text", "sketch", "text+sketch", "image+instruction")
 
   def __init__(self, config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None,
                tokenizer: Tokenizer | None = None):
-    """`train_records`: the training set (its captions train the local tokenizer, its sketches pair with the
-    photos); default: read again from config.data; () for inference. `tokenizer`: default the run's
-    (jreid.methods.text.method_tokenizer)."""
-    self.config = config
-    if train_records is None:
-      train_records = run_training_records(config)
-    self.train_set = tuple(train_records)
+    """The training set's captions train the local tokenizer, its sketches pair with the photos. `tokenizer`:
+    default the run's (jreid.methods.text.method_tokenizer)."""
+    super().__init__(config, num_classes, train_records, tokenizer)
     if config.loss.positives not in POSITIVES:
       raise ValueError(f"loss.positives must be one of {POSITIVES}, got {config.loss.positives!r}")
-    if tokenizer is None:
-      tokenizer = method_tokenizer(config, self.train_set, tokenizer_cache_dir())
-    self.tokenizer = tokenizer
-    self.vision, self.text = clip_tower_configs(config, self.tokenizer)
+    if self.tokenizer is None:
+      self.tokenizer = method_tokenizer(config, self.train_set, tokenizer_cache_dir())
+    self.vision, self.text = clip_towers(config, self.tokenizer)
     self.towers = {"vision": self.vision, "text": self.text}
     self.tokens = TextTokens(self.tokenizer, self.text.context_length)
     self.net = UNIReIDNet(self.vision, self.text, config.model.fusion, config.model.fusion_heads,
                           num_classes if config.loss.id_weight else 0)
-    self._pretrained = self._pretrained_towers() if config.model.init else {}  # on the host: init stays traceable
-    self._encoders = {}
+    self.pretrained = self.read_pretrained({"vision": self.vision.image_size}, text=True)
 
   def train_records(self, records: Sequence[Record]) -> list[Record]:
     """The training rows: captioned full-resolution photos (sketches come with them as companions)."""
@@ -235,33 +221,29 @@ class UNIReID:
       raise ValueError("UNIReID trains on captioned photos, and the training set has none")
     return rows
 
-  def companions(self, records: Sequence[Record]) -> SketchTextCompanions:
+  def companions(self) -> SketchTextCompanions:
     """Each row's caption tokens and sketch; sketch files are looked up in the whole training set."""
-    del records  # The rows' sketches are among the training set's records, not the rows.
     augment = self.config.data.augment
     return SketchTextCompanions(self.train_set, self.tokens, self.vision.image_size, self.config.data.sketches,
                                 augment.flip, augment.padding)
+
+  def train_stream(self, spec: pipeline.TrainBatchSpec):
+    """P x K of the captioned photos, with their companions."""
+    return pipeline.train_dataset(self.train_records(self.train_set), spec, num_workers=self.config.data.num_workers,
+                                  companions=self.companions())
 
   def init(self, rng: jax.Array, batch: dict) -> tuple[dict, dict]:
     """Random init; both towers from config.model.init when it names a converted CLIP."""
     images = jnp.asarray(batch["image"][:2])
     params = dict(self.net.init(rng, images, images, jnp.zeros((2, self.text.context_length), jnp.int32))["params"])
-    for tower, loaded in self._pretrained.items():
-      if jax.tree.map(np.shape, loaded) != jax.tree.map(jnp.shape, params[tower]):
-        raise ValueError(f"{self.config.model.init}: {tower} tower parameters do not match the model built from it")
-      params[tower] = jax.tree.map(lambda x, ref: jnp.asarray(x, ref.dtype), loaded, params[tower])
-    return params, {}
-
-  def _pretrained_towers(self) -> dict:
-    """{'vision', 'text'} parameters of the converted CLIP, the position grid resized to the image size."""
-    return pretrained_towers(self.config.model.init, {"vision": self.vision.image_size}, text=True)
+    return self.with_pretrained(params), {}
 
   def loss(self, params, model_state, batch, rng):
     del rng
     out = self.net.apply({"params": params}, batch["image"], batch["sketch"], batch["text"])
     cfg = self.config.loss
     labels = batch["label"] if cfg.positives == "identity" else batch["index"]
-    scale = jnp.exp(jnp.minimum(out.log_scale, _MAX_LOG_SCALE))
+    scale = losses.logit_scale(out.log_scale)
     photo_text = losses.symmetric_info_nce(out.image, out.text, scale, labels)
     photo_sketch = losses.symmetric_info_nce(out.image, out.sketch, scale, labels)
     photo_fusion = losses.symmetric_info_nce(out.image, out.fusion, scale, labels)
@@ -281,17 +263,15 @@ class UNIReID:
       total = total + cfg.id_weight * terms["id"]
     return total, (terms, model_state)
 
-  def _encoder(self, kind: str):
-    """The jitted encoder of one input kind: params, inputs -> L2-normalised features."""
-    if kind not in self._encoders:
-      method = {"image": UNIReIDNet.encode_images, "text": UNIReIDNet.encode_texts,
-                "text+sketch": UNIReIDNet.encode_text_sketch}[kind]
+  def encode_images(self, params, model_state, images: jax.Array) -> jax.Array:
+    """L2-normalised features of uint8 photos or sketches."""
+    return l2_normalize(self.net.apply({"params": params}, images, method=UNIReIDNet.encode_images).embedding)
 
-      def encode(params, *inputs):
-        out = self.net.apply({"params": params}, *inputs, method=method)
-        return _unit(out if kind == "text+sketch" else out.embedding)
-      self._encoders[kind] = jax.jit(encode)
-    return self._encoders[kind]
+  def encode_texts(self, params, token_ids: jax.Array) -> jax.Array:
+    return l2_normalize(self.net.apply({"params": params}, token_ids, method=UNIReIDNet.encode_texts).embedding)
+
+  def encode_text_sketch(self, params, token_ids: jax.Array, sketches: jax.Array) -> jax.Array:
+    return l2_normalize(self.net.apply({"params": params}, token_ids, sketches, method=UNIReIDNet.encode_text_sketch))
 
   def encode_records(self, state, records: Sequence[Record], kind: str, batch_size: int) -> np.ndarray:
     """Features [N, D] of evaluation records of one query kind ('image' for galleries).
@@ -299,20 +279,16 @@ class UNIReID:
     Text comes from record.captions[0]; sketches from record.path (a photo
     there is drawn as a sketch); image+instruction queries use the image alone.
     """
-    if kind not in self.query_kinds:
-      raise ValueError(f"unireid cannot encode {kind!r} queries; it encodes {self.query_kinds}")
+    self.check_query_kind(kind)
     size = self.vision.image_size
     if kind in ("image", "image+instruction", "sketch"):
-      encode = self._encoder("image")
-      source = SketchQueries(records) if kind == "sketch" else records
-      return extract_image_features(lambda x: encode(state.params, x), source, size, batch_size)
-    tokens = self.tokens.batch([r.captions[0] for r in records])
-    padded = np.zeros((-(-len(records) // batch_size) * batch_size, tokens.shape[1]), np.int32)
-    padded[:len(records)] = tokens
-    chunks = padded.reshape(-1, batch_size, tokens.shape[1])
+      encode = functools.partial(self.compiled(self.encode_images), state.params, state.model_state)
+      return extract_image_features(encode, SketchQueries(records) if kind == "sketch" else records, size,
+                                    batch_size)
+    chunks = padded_chunks(self.tokens.batch([r.captions[0] for r in records]), batch_size)
     if kind == "text":
-      features = [self._encoder("text")(state.params, chunk) for chunk in chunks]
+      features = [self.compiled(self.encode_texts)(state.params, chunk) for chunk in chunks]
     else:
-      features = [self._encoder("text+sketch")(state.params, chunk, sketches)
+      features = [self.compiled(self.encode_text_sketch)(state.params, chunk, sketches)
                   for chunk, (sketches, _) in zip(chunks, eval_batches(SketchQueries(records), size, batch_size))]
     return np.asarray(jax.device_get(jnp.concatenate(features)), np.float32)[:len(records)]

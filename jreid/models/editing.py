@@ -23,6 +23,8 @@ import jax.numpy as jnp
 
 from jreid.models.clip import MLP, EncoderOutput, MultiHeadAttention, VisionTransformer, attention
 
+EDITING_PARAMS = ("instruction_key", "instruction_value", "gate")  # EditingAttention's beyond a plain ViT's
+
 
 def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
   """Attention of q [B, T, N, H] over k, v [B, S, N, H] where mask [B, S]; zero for rows with no valid key."""

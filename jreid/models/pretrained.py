@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
@@ -40,6 +41,22 @@ def pretrained_towers(directory: str, image_sizes: dict[str, tuple[int, int]], t
   return towers
 
 
-def pretrained_vision_params(directory: str, image_size: tuple[int, int]) -> Any:
-  """The image tower's parameters, position grid resized (bicubic) to image_size once."""
-  return pretrained_towers(directory, {"vision": image_size})["vision"]
+def merged_tower(loaded: Any, initial: Any, tower: str, own: tuple[str, ...] = ()) -> Any:
+  """The tree of `initial` with the pretrained values `loaded` (host arrays) cast to its dtypes.
+
+  Parameters named in `own` (the model's additions to the pretrained tower,
+  e.g. Instruct-ReID's editing layers) keep their initial values where
+  `loaded` lacks them. Any other difference of tree or shape is a ValueError
+  naming the tower.
+  """
+  if isinstance(initial, dict):
+    unknown = sorted(set(loaded) - set(initial))
+    absent = sorted(set(initial) - set(loaded) - set(own))
+    if unknown or absent:
+      raise ValueError(f"{tower} tower: the pretrained parameters do not match the model (not in the model: "
+                       f"{unknown}; not pretrained: {absent})")
+    return {k: merged_tower(loaded[k], v, tower, own) if k in loaded else v for k, v in initial.items()}
+  if np.shape(loaded) != initial.shape:
+    raise ValueError(f"{tower} tower: a pretrained parameter of shape {np.shape(loaded)} replaces one of "
+                     f"{initial.shape}")
+  return jnp.asarray(loaded, initial.dtype)

@@ -1,23 +1,32 @@
-"""The training loop: data -> jitted step -> guard, logging, checkpoints; resumes itself."""
+"""The training loop: a method's phases of jitted steps, their hooks, logging and checkpoints; resumes itself.
+
+The loop trains the phases (jreid.train.phase) in order on one TrainState. A
+checkpoint holds the state and the position of the current phase's stream, so
+a run killed anywhere resumes identically: inside a phase, its stream is made
+again from the state and set to the saved position; a phase that starts at
+the checkpoint runs its on-enter hook again (a function of the state).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import numpy as np
 from jax.sharding import Mesh
 from ml_collections import ConfigDict
 
-from data_pipelines import mixing, pipeline
-from data_pipelines.records import Record
+from data_pipelines import pipeline
 from jreid.train import sharding
 from jreid.train.checkpoint import Checkpointer
-from jreid.train.optimizer import make_optimizer
+from jreid.train.phase import Batches, Hook, Phase, Trainable
 from jreid.train.state import TrainState
 from jreid.train.step import check_finite, make_train_step
-from jreid.train.writer import MetricWriter, Progress
+from jreid.train.writer import MetricWriter, Progress, RunLog
+
+CHECKPOINTS = "checkpoints"  # the run's checkpoints, under its workdir
 
 
 def batch_spec(config: ConfigDict, mesh: Mesh | None = None) -> pipeline.TrainBatchSpec:
@@ -32,34 +41,32 @@ def batch_spec(config: ConfigDict, mesh: Mesh | None = None) -> pipeline.TrainBa
       balance_modalities=tuple(data.balance_modalities), process_index=block, process_count=blocks)
 
 
-def train_stream(config: ConfigDict, method, records: Sequence[Record], spec: pipeline.TrainBatchSpec):
-  """The method's endless, checkpointable stream of training batches.
+@dataclasses.dataclass(frozen=True)
+class StateSetup:
+  """A run's batch spec and phases, a maker of its fresh TrainState laid out on the mesh, the state's shapes
+  with those shardings (a restore template) and the train step's layouts."""
 
-  A method with `train_tasks(records, spec)` (several tasks) gets their mix
-  by config.data.mix_mode; otherwise one P x K stream of its rows
-  (`train_records(records)` if it has that, else all records) with its
-  `companions(rows)` if it has them.
+  spec: pipeline.TrainBatchSpec
+  phases: list[Phase]
+  create: Callable[[], TrainState]
+  abstract: TrainState
+  layouts: sharding.StepShardings
+
+
+def state_setup(config: ConfigDict, method: Trainable, mesh: Mesh | None = None) -> StateSetup:
+  """The StateSetup of the method's run on `mesh` (default: the config's mesh).
+
+  `method.init` runs eagerly in `create` (it is traceable, for the shapes);
+  its result is laid out on the mesh and the optimizer state of the first
+  phase is made there, sharded like the parameters.
   """
-  workers = config.data.num_workers
-  if hasattr(method, "train_tasks"):
-    return mixing.mixed_dataset(method.train_tasks(records, spec), config.data.mix_mode, config.seed, workers)
-  if hasattr(method, "train_records"):
-    records = method.train_records(records)
-  companions = method.companions(records) if hasattr(method, "companions") else None
-  return pipeline.train_dataset(records, spec, num_workers=workers, companions=companions)
-
-
-def state_setup(config: ConfigDict, method, spec: pipeline.TrainBatchSpec, mesh: Mesh):
-  """(create, abstract, tx, schedule): a function making the fresh TrainState laid out on `mesh`, the
-  state's shapes with those shardings (a restore template), the optimizer and its schedule.
-
-  `method.init` runs eagerly (it may read pretrained weights from disk); its result is laid out on the
-  mesh and the optimizer state is made there, sharded like the parameters.
-  """
+  mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
+  spec = batch_spec(config, mesh)
   init_rng, run_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   dummy = {"image": np.zeros((2, *spec.image_size, 3), np.uint8)}
   variables = jax.eval_shape(method.init, init_rng, dummy)
-  tx, schedule = make_optimizer(config.optim, variables[0], config.train.num_steps)
+  phases = method.phases(spec, variables[0])
+  tx = phases[0].tx
 
   def make_state(params, model_state) -> TrainState:
     return TrainState.create(params, model_state, tx, run_rng)
@@ -73,84 +80,110 @@ def state_setup(config: ConfigDict, method, spec: pipeline.TrainBatchSpec, mesh:
     params, model_state = jax.device_get(method.init(init_rng, dummy))
     return laid_out(*jax.device_put((params, model_state), (shardings.params, shardings.model_state)))
 
-  return create, abstract, tx, schedule
+  return StateSetup(spec, phases, create, abstract, sharding.step_shardings(mesh, shardings))
 
 
-def init_state(config: ConfigDict, method, spec: pipeline.TrainBatchSpec, mesh: Mesh | None = None):
-  """A fresh TrainState on `mesh` (default: the config's mesh), the optimizer and its schedule."""
-  mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
-  create, _, tx, schedule = state_setup(config, method, spec, mesh)
-  return create(), tx, schedule
-
-
-def train(config: ConfigDict, workdir: str, method, records: Sequence[Record], show_progress: bool = True,
+def train(config: ConfigDict, workdir: str, method: Trainable, hooks: Sequence[Hook] = (), show_progress: bool = True,
           stop_at: int | None = None) -> tuple[TrainState, dict[int, dict[str, float]]]:
-  """Trains to config.train.num_steps (or `stop_at`), resuming from workdir's latest checkpoint.
+  """Trains the method's phases to their end (or to step `stop_at`, checkpointing there), resuming from
+  workdir's latest checkpoint; `hooks` run in every phase, after its own.
 
-  Returns the final state and the host metrics of every step run. A non-finite loss term stops the run with
-  NonFiniteLossError naming the step and the term; no checkpoint is written
-  after it.
+  Returns the final state and the host metrics of every step run. A
+  non-finite loss term stops the run with NonFiniteLossError naming the step
+  and the term; no checkpoint is written after it.
   """
-  mesh = sharding.make_mesh(config.mesh)
-  spec = batch_spec(config, mesh)
-  create, abstract, tx, schedule = state_setup(config, method, spec, mesh)
-  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.train.max_checkpoints)
-  iterator = iter(train_stream(config, method, records, spec))
-  if checkpointer.latest_step() is not None:
-    state, data_state = checkpointer.restore(abstract)
-    iterator.set_state(data_state)
-    print(f"resumed from {checkpointer.directory} at step {int(state.step)}")
-  else:
-    state = create()
-  start, total = int(state.step), config.train.num_steps if stop_at is None else stop_at
-  layouts = sharding.step_shardings(mesh, jax.tree.map(lambda x: x.sharding, abstract))
-  train_step = make_train_step(method.loss, tx, layouts)
-  writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
-  progress = Progress(start, total, spec.num_ids * spec.num_instances,
-                      enabled=show_progress and jax.process_index() == 0)
-  history = {}
-  pending = None  # (step, device metrics) of the previous step, read one step late so the device keeps busy
-
-  def settle(pending) -> None:
-    step, metrics = pending
-    host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    check_finite(step, host)
-    history[step] = host
-    rate = progress.update(step, host)
-    if step % config.train.log_every == 0 or step == total:
-      writer.scalars(step, {**host, "lr": float(schedule(step - 1)), "images_per_second": rate}, "train/")
-
+  setup = state_setup(config, method)
+  run = _Run(config, workdir, setup, setup.phases[-1].stop if stop_at is None else stop_at, show_progress)
   try:
-    for step in range(start + 1, total + 1):
-      batch = sharding.global_batch(next(iterator), layouts.batch)
-      state, metrics = train_step(state, batch)
-      if pending is not None:
-        settle(pending)
-      pending = (step, metrics)
-      if step % config.train.checkpoint_every == 0 or step == total:
-        settle(pending)
-        pending = None
-        checkpointer.save(step, state, iterator.get_state())
-    if pending is not None:
-      settle(pending)
+    for phase in setup.phases:
+      run.train(dataclasses.replace(phase, hooks=phase.hooks + tuple(hooks)))
   finally:
-    progress.close()
-    writer.close()
-    checkpointer.wait()
-    checkpointer.close()
-    if hasattr(iterator, "close"):
-      iterator.close()
-  return state, history
+    run.close()
+  return run.state, run.history
 
 
-def restore_state(config: ConfigDict, workdir: str, method, step: int | None = None) -> TrainState:
-  """The train state of workdir's latest (or given) checkpoint, for evaluation or export."""
-  mesh = sharding.make_mesh(config.mesh)
-  _, abstract, _, _ = state_setup(config, method, batch_spec(config, mesh), mesh)
-  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+def restore_state(config: ConfigDict, workdir: str, method: Trainable, step: int | None = None,
+                  directory: str = CHECKPOINTS) -> TrainState:
+  """The train state of the latest (or given) checkpoint in workdir/directory, for evaluation or export."""
+  checkpointer = Checkpointer(os.path.join(workdir, directory))
   try:
-    state, _ = checkpointer.restore(abstract, step)
+    state, _ = checkpointer.restore(state_setup(config, method).abstract, step)
   finally:
     checkpointer.close()
   return state
 
+
+class _Run:
+  """One training run: its state, checkpointer, logs and the host metrics of the steps it ran."""
+
+  def __init__(self, config: ConfigDict, workdir: str, setup: StateSetup, total: int, show_progress: bool):
+    self.config, self.setup, self.total = config, setup, total
+    self.checkpointer = Checkpointer(os.path.join(workdir, CHECKPOINTS), config.train.max_checkpoints)
+    self.data_state = None
+    if self.checkpointer.latest_step() is not None:
+      self.state, self.data_state = self.checkpointer.restore(setup.abstract)
+      print(f"resumed from {self.checkpointer.directory} at step {int(self.state.step)}")
+    else:
+      self.state = setup.create()
+    main = jax.process_index() == 0
+    self.writer = MetricWriter(workdir, enabled=main)
+    self.progress = Progress(int(self.state.step), total, setup.spec.num_ids * setup.spec.num_instances,
+                             enabled=show_progress and main)
+    self.log = RunLog(self.writer, self.progress, enabled=main)
+    self.history = {}
+    self._steps = {}  # (loss, tx) -> its compiled step
+
+  def close(self) -> None:
+    self.progress.close()
+    self.writer.close()
+    self.checkpointer.wait()
+    self.checkpointer.close()
+
+  def train(self, phase: Phase) -> None:
+    """Runs the phase's remaining steps (up to the run's total)."""
+    step = int(self.state.step)
+    if phase.stop <= step or phase.start >= self.total:
+      return
+    resumed = step > phase.start
+    if not resumed and phase.on_enter is not None:
+      self.state = phase.on_enter(self.state, self.log)
+    batches = phase.batches(self.state)
+    try:
+      if resumed:
+        batches.set_state(self.data_state)
+      self._steps_of(phase, batches)
+    finally:
+      batches.close()
+
+  def _steps_of(self, phase: Phase, batches: Batches) -> None:
+    key = (phase.loss, phase.tx)
+    if key not in self._steps:
+      self._steps[key] = make_train_step(phase.loss, phase.tx, self.setup.layouts)
+    train_step = self._steps[key]
+    pending = None  # (step, device metrics) of the previous step, read one step late so the device keeps busy
+    for step in range(int(self.state.step) + 1, min(phase.stop, self.total) + 1):
+      batch = sharding.global_batch(next(batches), self.setup.layouts.batch)
+      self.state, metrics = train_step(self.state, batch)
+      if pending is not None:
+        self._settle(phase, *pending)
+      pending = (step, metrics)
+      due = [hook for hook in phase.hooks if hook.due(step)]
+      checkpoint = step % self.config.train.checkpoint_every == 0 or step == self.total
+      if due or checkpoint:
+        self._settle(phase, *pending)
+        pending = None
+        for hook in due:
+          self.state = hook.run(self.state, self.log)
+        if checkpoint:
+          self.checkpointer.save(step, self.state, batches.get_state())
+    if pending is not None:
+      self._settle(phase, *pending)
+
+  def _settle(self, phase: Phase, step: int, metrics) -> None:
+    host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    check_finite(step, host)
+    self.history[step] = host
+    rate = self.progress.update(step, host)
+    if step % self.config.train.log_every == 0 or step == self.total:
+      self.writer.scalars(step, {**host, "lr": phase.lr(step), "images_per_second": rate, **phase.scalars},
+                          "train/")

@@ -1,4 +1,4 @@
-"""Scalars to TensorBoard event files and a console progress bar."""
+"""Scalars to TensorBoard event files, a console progress bar, and the log hooks write to."""
 
 from __future__ import annotations
 
@@ -50,5 +50,26 @@ class Progress:
     self._last_step, self._last_time = step, now
     return self._rate
 
+  def write(self, line: str) -> None:
+    """A console line (above the bar while it shows)."""
+    if self._bar.disable:
+      print(line, flush=True)
+    else:
+      self._bar.write(line)
+
   def close(self) -> None:
     self._bar.close()
+
+
+class RunLog:
+  """What hooks write to: TensorBoard scalars and console lines (process 0 only)."""
+
+  def __init__(self, writer: MetricWriter, progress: Progress, enabled: bool = True):
+    self._writer, self._progress, self._enabled = writer, progress, enabled
+
+  def scalars(self, step: int, values: dict[str, float], prefix: str = "") -> None:
+    self._writer.scalars(step, values, prefix)
+
+  def line(self, text: str) -> None:
+    if self._enabled:
+      self._progress.write(text)

@@ -18,6 +18,7 @@ import numpy as np
 
 from jreid.cluster import dbscan, jaccard, matching, quality
 from jreid.cluster.groups import split_groups
+from jreid.ops import l2_normalize
 
 
 @flax.struct.dataclass
@@ -111,10 +112,6 @@ def cluster_domains(features: np.ndarray, domain: np.ndarray, capacity: int, eps
   return labels, cluster_domain
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def dynamic_text_update(instance_text: np.ndarray, labels: np.ndarray, capacity: int, rho: float, mu: float,
                         update: bool = True) -> tuple[np.ndarray, np.ndarray]:
   """DRU (eq. 9-11): (cluster text [C, D], instance text [N, D]).
@@ -129,7 +126,7 @@ def dynamic_text_update(instance_text: np.ndarray, labels: np.ndarray, capacity:
   y = labels[clustered]
   t = instance_text[clustered]
   sizes = np.bincount(y, minlength=capacity)
-  mean = _unit(_segment_mean(t, y, sizes, capacity))
+  mean = l2_normalize(_segment_mean(t, y, sizes, capacity))
   cluster_text = np.zeros((capacity, dim), np.float32)
   if not update:
     cluster_text[sizes > 0] = mean[sizes > 0]
@@ -141,9 +138,9 @@ def dynamic_text_update(instance_text: np.ndarray, labels: np.ndarray, capacity:
   rank[order] = np.arange(len(y)) - starts[y[order]]
   kept = rank < np.maximum(np.ceil(rho * sizes[y]), 1)
   kept_sizes = np.bincount(y[kept], minlength=capacity)
-  cluster_text = _unit(_segment_mean(t[kept], y[kept], kept_sizes, capacity)).astype(np.float32)
+  cluster_text = l2_normalize(_segment_mean(t[kept], y[kept], kept_sizes, capacity)).astype(np.float32)
   updated = instance_text.copy()
-  updated[clustered] = _unit(mu * t + (1 - mu) * cluster_text[y])
+  updated[clustered] = l2_normalize(mu * t + (1 - mu) * cluster_text[y])
   return cluster_text, updated
 
 

@@ -4,7 +4,7 @@ No identity label is used. The training images of each scenario
 (visible-infrared, clothes-change, cross-resolution) are split into two
 homogeneous groups; the image encoder (jreid.models.scenario_vit) has one
 patch embedding per group and a scenario embedding. Every round, the images
-of each (scenario, group) "domain" are clustered (jreid.methods.itkm_rounds);
+of each (scenario, group) "domain" are clustered (jreid.methods.itkm.rounds);
 the train step reads the round's state from `model_state['round']`.
 
 - Stage I (`image_loss(heterogeneous=False)`): ℓ_homo against the cluster
@@ -21,8 +21,9 @@ tower lives in model_state['text_tower'], and, when the clothes-change
 scenario is trained, the encoder's initial parameters in
 model_state['initial'] (its features decide the clothes-change groups, by the
 k-means centroids of the round state, for training and test images alike).
-The multi-stage driver is jreid.train.stages (`trainer`). An export keeps the
-encoder, the initial encoder and the centroids (`inference_variables`).
+Its training phases, one per clustering round and one for Stage II, are
+jreid.methods.itkm.phases. An export keeps the encoder, the initial encoder
+and the centroids (`inference_variables`).
 """
 
 from __future__ import annotations
@@ -35,28 +36,26 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
-from data_pipelines.datasets import run_training_records
-from data_pipelines.pipeline import eval_batches
+from data_pipelines.pipeline import TrainBatchSpec, eval_batches
 from data_pipelines.records import Record
 from jreid.cluster.memory import momentum_update
+from jreid.eval.extract import padded_chunks
 from jreid.losses import itkm as itkm_losses
-from jreid.methods.export import exported_towers
-from jreid.methods.itkm_rounds import RoundState, empty_round, nearest_centroid
-from jreid.methods.text import clip_tower_configs, method_tokenizer, tokenizer_cache_dir
+from jreid.methods.base import Method
+from jreid.methods.itkm import phases
+from jreid.methods.itkm.rounds import RoundState, empty_round, nearest_centroid
+from jreid.methods.itkm.scenarios import SCENARIOS
+from jreid.methods.text import method_tokenizer, tokenizer_cache_dir
+from jreid.methods.towers import clip_towers
 from jreid.models.clip import TextTransformer, VisionConfig
-from jreid.models.pretrained import pretrained_towers
 from jreid.models.preprocess import normalize_images
+from jreid.models.pretrained import merged_tower
 from jreid.models.scenario_vit import ScenarioViT
-from jreid.train import stages
+from jreid.ops import l2_normalize
+from jreid.train.phase import Phase
 
-SCENARIOS = ("visible_infrared", "clothes_change", "cross_resolution")
 CLUSTER_MATCHING = ("chm", "image", "none")
 PROMPT_PREFIX, PROMPT_SUFFIX = "A photo of a", "person."
-
-
-def unit(x: jax.Array) -> jax.Array:
-  x = x.astype(jnp.float32)
-  return x / jnp.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
 
 
 def record_group(record: Record) -> int:
@@ -96,63 +95,63 @@ class ImageNet(nn.Module):
     x = normalize_images(images, jnp.dtype(self.vision.dtype))
     out = ScenarioViT(self.vision, self.num_scenarios, 2, self.scenario_embedding, self.scenario_init_std,
                       name="encoder")(x, group, scenario)
-    return unit(out.embedding)
+    return l2_normalize(out.embedding)
 
 
-class ITKM:
-  """The method object (interface: jreid.methods.image_reid.ImageReID), trained by jreid.train.stages."""
+class ITKM(Method):
+  """ITKM: unsupervised, in the phases of jreid.methods.itkm.phases; `num_classes` is not used."""
 
   query_kinds = ("image",)
-  trainer = stages
   scenario_names = SCENARIOS
   clothes_change_index = SCENARIOS.index("clothes_change")
 
-  def __init__(self, config: ConfigDict, train_records: Sequence[Record] | None = None, tokenizer=None):
-    """`train_records`: the training set (default: read from config.data); ITKM trains on the records of
-    config.itkm.scenarios, without their identities. `tokenizer`: instead of the run's (jreid.methods.text).
-    Built from an export's config (config.model.towers), it is an encoder only: no training record is read."""
-    self.config = config
-    self.for_inference = exported_towers(config) is not None
-    if train_records is None and not self.for_inference:
-      train_records = run_training_records(config)
+  def __init__(self, config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None,
+               tokenizer=None):
+    """ITKM trains on the training records of config.itkm.scenarios, without their identities. `tokenizer`:
+    instead of the run's (jreid.methods.text). Built from an export's config it is an encoder only."""
+    super().__init__(config, num_classes, train_records, tokenizer)
     cfg = config.itkm
     unknown = set(cfg.scenarios) - set(SCENARIOS)
     if unknown or not cfg.scenarios:
       raise ValueError(f"itkm.scenarios must be a non-empty subset of {SCENARIOS}, got {tuple(cfg.scenarios)}")
     if cfg.cluster_matching not in CLUSTER_MATCHING:
       raise ValueError(f"itkm.cluster_matching must be one of {CLUSTER_MATCHING}, got {cfg.cluster_matching!r}")
-    self.records = () if self.for_inference else tuple(r for r in train_records if r.scenario in cfg.scenarios)
+    self.records = tuple(r for r in self.train_set if r.scenario in cfg.scenarios)
     if not self.records and not self.for_inference:
       raise ValueError(f"no training record belongs to the scenarios {tuple(cfg.scenarios)}")
     self.scenario = np.array([SCENARIOS.index(r.scenario) for r in self.records], np.int32)
     self.group = np.array([record_group(r) for r in self.records], np.int32)
     self.capacity = cfg.max_clusters or len(self.records)
-    self.tokenizer = tokenizer or method_tokenizer(config, train_records, tokenizer_cache_dir())
-    self.vision, self.text = clip_tower_configs(config, self.tokenizer)
+    if self.tokenizer is None:
+      self.tokenizer = method_tokenizer(config, self.train_set, tokenizer_cache_dir())
+    self.vision, self.text = clip_towers(config, self.tokenizer)
     self.towers = {"vision": self.vision, "text": self.text}
     self.template, self.learned_at = prompt_template(self.tokenizer, self.text.context_length, cfg.num_prompt_tokens)
     self.image_net = ImageNet(self.vision, len(SCENARIOS), cfg.scenario_embedding, cfg.scenario_init_std)
     self.text_net = TextTransformer(self.text)
-    self._pretrained = self._pretrained_towers() if config.model.init else {}  # on the host: init stays traceable
-    self._encode = jax.jit(self.image_net.apply)
+    self.pretrained = self.read_pretrained({"vision": self.vision.image_size}, text=True)
 
   @property
   def trains_clothes_change(self) -> bool:
     return "clothes_change" in self.config.itkm.scenarios
 
-  def _pretrained_towers(self) -> dict:
-    """{'vision', 'text'} parameters of the converted CLIP, the position grid resized to the image size."""
-    return pretrained_towers(self.config.model.init, {"vision": self.vision.image_size}, text=True)
+  def phases(self, spec: TrainBatchSpec, params: dict) -> list[Phase]:
+    """Stage I's rounds, Stage II, Stage III's rounds (jreid.methods.itkm.phases)."""
+    return phases.itkm_phases(self, spec, params)
 
   def init(self, rng: jax.Array, batch: dict) -> tuple[dict, dict]:
-    """Both patch embeddings start as the (pretrained or random) ViT's; prompts ~ N(0, 0.02²)."""
+    """Both patch embeddings start as the (pretrained or random) ViT's; prompts ~ N(0, 0.02²). Jitted: eager,
+    its many small ops are slow."""
+    return self.compiled(self._fresh_variables)(rng, batch)
+
+  def _fresh_variables(self, rng: jax.Array, batch: dict) -> tuple[dict, dict]:
     image_rng, text_rng, prompt_rng = jax.random.split(rng, 3)
     images, zeros = jnp.asarray(batch["image"][:2]), jnp.zeros((2,), jnp.int32)
     image = dict(self.image_net.init(image_rng, images, zeros, zeros)["params"]["encoder"])
     text = self.text_net.init(text_rng, jnp.asarray(self.template)[None])["params"]
-    if self._pretrained:
-      image["vision"] = _loaded(self._pretrained["vision"], image["vision"], self.config.model.init, "image")
-      text = _loaded(self._pretrained["text"], text, self.config.model.init, "text")
+    if self.pretrained:
+      image["vision"] = merged_tower(self.pretrained["vision"], image["vision"], "vision")
+      text = merged_tower(self.pretrained["text"], text, "text")
     image["patch_embed_1"] = image["vision"]["patch_embed"]
     image = {"encoder": image}
     initial = image if self.trains_clothes_change else {}
@@ -174,14 +173,20 @@ class ITKM:
                                         "group_centroids": group_centroids(model_state)}
 
   def image_features(self, image_params, images: jax.Array, group: jax.Array, scenario: jax.Array) -> jax.Array:
+    """L2-normalised features [B, D] of uint8 images of the given groups and scenarios (-1: none)."""
     return self.image_net.apply({"params": image_params}, images, group, scenario)
+
+  def encode_images(self, params, model_state, images: jax.Array) -> jax.Array:
+    """Features of photos of no scenario (group 0), as `encode_records` encodes them."""
+    n = images.shape[0]
+    return self.image_features(params["image"], images, jnp.zeros((n,), jnp.int32), jnp.full((n,), -1, jnp.int32))
 
   def prompt_features(self, text_params, prompts: jax.Array) -> jax.Array:
     """L2-normalised text features [B, D] of the prompts of learned tokens [B, M, width]."""
     ids = jnp.broadcast_to(jnp.asarray(self.template), (prompts.shape[0], len(self.template)))
     embedded = self.text_net.apply({"params": text_params}, ids, method=lambda m, x: m.token_embedding(x))
     embedded = jax.lax.dynamic_update_slice_in_dim(embedded, prompts.astype(embedded.dtype), self.learned_at, 1)
-    return unit(self.text_net.apply({"params": text_params}, ids, embedded).embedding)
+    return l2_normalize(self.text_net.apply({"params": text_params}, ids, embedded).embedding)
 
   def image_loss(self, heterogeneous: bool):
     """The loss of Stage I (ℓ_homo) or, heterogeneous, Stage III; batch['sample'] holds the rows' image indices."""
@@ -237,12 +242,10 @@ class ITKM:
   def extract(self, image_params, records: Sequence[Record], group: np.ndarray, scenario: np.ndarray,
               batch_size: int) -> np.ndarray:
     """Features [N, D] of the records' images (no augmentation) with the given groups and scenarios."""
-    chunks, start = [], 0
-    pad = lambda x: np.pad(x, (0, batch_size - len(x)))  # noqa: E731
-    for images, count in eval_batches(records, self.vision.image_size, batch_size):
-      rows = slice(start, start + count)
-      chunks.append(self._encode({"params": image_params}, images, pad(group[rows]), pad(scenario[rows]))[:count])
-      start += count
+    encode = self.compiled(self.image_features)
+    chunks = [encode(image_params, images, g, s)[:count]
+              for (images, count), g, s in zip(eval_batches(records, self.vision.image_size, batch_size),
+                                               padded_chunks(group, batch_size), padded_chunks(scenario, batch_size))]
     return np.asarray(jax.device_get(jnp.concatenate(chunks)), np.float32)
 
   def record_groups(self, state, records: Sequence[Record], batch_size: int) -> np.ndarray:
@@ -262,8 +265,7 @@ class ITKM:
 
   def encode_records(self, state, records: Sequence[Record], kind: str, batch_size: int) -> np.ndarray:
     """Features [N, D] of evaluation records (image queries and galleries), with their scenario and group."""
-    if kind not in self.query_kinds:
-      raise ValueError(f"itkm cannot encode {kind!r} queries; it encodes {self.query_kinds}")
+    self.check_query_kind(kind)
     scenario = np.array([SCENARIOS.index(r.scenario) if r.scenario in SCENARIOS else -1 for r in records], np.int32)
     return self.extract(state.params["image"], records, self.record_groups(state, records, batch_size), scenario,
                         batch_size)
@@ -276,9 +278,3 @@ def group_centroids(model_state: dict) -> jax.Array:
     return model_state["group_centroids"]
   round_state = model_state["round"]
   return round_state["group_centroids"] if isinstance(round_state, dict) else round_state.group_centroids
-
-
-def _loaded(loaded, reference, directory: str, tower: str):
-  if jax.tree.map(np.shape, loaded) != jax.tree.map(jnp.shape, reference):
-    raise ValueError(f"{directory}: {tower} tower parameters do not match the model built from it")
-  return jax.tree.map(lambda x, ref: jnp.asarray(x, ref.dtype), loaded, reference)

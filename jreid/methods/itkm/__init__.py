@@ -1,0 +1,1 @@
+"""ITKM: the method (method), what each clustering round recomputes (rounds), its training phases (phases)."""

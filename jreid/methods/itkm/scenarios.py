@@ -1,0 +1,3 @@
+"""ITKM's scenarios: plain constants, which configs import too."""
+
+SCENARIOS = ("visible_infrared", "clothes_change", "cross_resolution")
