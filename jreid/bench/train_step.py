@@ -74,7 +74,7 @@ def stem_flops(vision: VisionConfig) -> float:
   if vision.stem == "patch":
     return 2 * patches * vision.patch_size**2 * 3 * vision.width
   flops, channels_in = 0.0, 3
-  for stage in range(vision.patch_size.bit_length() - 1):
+  for stage in range(vision.stem_stages):
     positions = patches * (vision.patch_size // 2**(stage + 1))**2
     channels = vision.stem_width * 2**stage
     flops += 2 * positions * 9 * channels * (channels_in + 2 * vision.stem_blocks * channels)

@@ -122,6 +122,11 @@ class VisionConfig:
     _check_transformer_shape(self)
 
   @property
+  def stem_stages(self) -> int:
+    """Stride-2 stages of the conv stem: log2(patch_size)."""
+    return self.patch_size.bit_length() - 1
+
+  @property
   def grid(self) -> tuple[int, int]:
     """Patch grid (rows, columns)."""
     return self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size
@@ -336,7 +341,7 @@ class ConvStem(nn.Module):
     conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding=1, use_bias=False, dtype=dtype,
                              param_dtype=param_dtype)
     norm = functools.partial(nn.GroupNorm, num_groups=STEM_GROUPS, dtype=dtype, param_dtype=param_dtype)
-    for stage in range(int(math.log2(cfg.patch_size))):
+    for stage in range(cfg.stem_stages):
       channels = cfg.stem_width * 2**stage
       x = nn.relu(norm(name=f"norm_{stage}")(conv(channels, strides=(2, 2), name=f"conv_{stage}")(x)))
       for b in range(cfg.stem_blocks):

@@ -5,8 +5,8 @@ Every image belongs to a scenario (an index, or -1 for none) and to one of
 patch embedding ("dual-branch front end"); the scenario's learned embedding is
 added to every token together with the position embedding (ITKM eq. 1).
 Parameters: `vision` (a plain VisionTransformer, whose `patch_embed` is group
-0's branch), `patch_embed_<g>` (the same front end, `clip.patch_embedding`) for the other groups and `scenario_embedding`
-[num_scenarios, width]. With a zero scenario embedding and equal branches the
+0's branch), `patch_embed_<g>` (the same front end, `clip.patch_embedding`)
+for the other groups and `scenario_embedding` [num_scenarios, width]. With a zero scenario embedding and equal branches the
 encoder is the plain ViT.
 """
 
