@@ -1,6 +1,6 @@
 """Learning benchmark: many jreid runs and the PyTorch peer's side by side on one GPU, one table.
 
-  python benchmarks/learning.py PLAN --out DIR --peer PEER_DIR [--jobs N]
+  python benchmarks/learning.py PLAN --out DIR --peer PEER_DIR [--jobs N] [--runs REGEX]
 
 PLAN names a list of runs below (`PLANS`). Every run is `python -m jreid.main` with config overrides, or
 the peer (`PEER_DIR/peer_reid.py`, a copy of shared/bench/) on the synthetic set written in the Market
@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +42,7 @@ class Run:
 PHOTOS = ("data.train_modalities=('rgb',)",)
 STEPS_3K = ("train.num_steps=3000", "train.checkpoint_every=1000")
 NO_CLIP = ("optim.grad_clip=0.0",)
+WIDE_STEM = "model.vision.stem_width=64"  # the best tower of the `gap` plan (benchmarks/LEARNING.md)
 
 
 def _tower(stem: str, blocks: int = 0, pool: str = "token") -> tuple[str, ...]:
@@ -82,6 +84,34 @@ def _recipe() -> list[Run]:
   return runs
 
 
+def _gap() -> list[Run]:
+  """Closing the gap to the ResNet-18 peer (photos only, 3,000 steps, the default recipe): a wider or deeper
+  conv stem, hybrids whose stem is four ResNet-like stages (stride 16) feeding the transformer, the ViT
+  recipe's weight decay (DeiT: 0.05) and a longer warm-up (issue 17)."""
+  base = PHOTOS + STEPS_3K
+  hybrid = ("model.vision.patch_size=16", "model.vision.stem_blocks=2")
+  runs = [Run("jreid-default", s, overrides=base) for s in (0, 1)]
+  runs += [Run("jreid-wd0.05", 0, overrides=base + ("optim.weight_decay=0.05",)),
+           Run("jreid-warmup300", 0, overrides=base + ("optim.warmup_steps=300",)),
+           Run("jreid-w64", 0, overrides=base + (WIDE_STEM,)),
+           Run("jreid-b2", 0, overrides=base + ("model.vision.stem_blocks=2",)),
+           Run("jreid-hybrid16-w32", 0, overrides=base + hybrid),
+           Run("jreid-hybrid16-w64", 0, overrides=base + hybrid + (WIDE_STEM,))]
+  peer = ("--size", "96,48", "--P", "8", "--K", "4", "--steps", "3000")
+  runs += [Run("peer-resnet18", s, peer=peer + ("--model", "resnet18")) for s in (0, 1)]
+  runs += [Run("peer-vit-conv", 0, peer=peer + ("--model", "vit", "--stem", "conv"))]
+  return runs
+
+
+def _tables() -> list[Run]:
+  """The results tables re-measured with the wide conv stem and the default recipe: the unified, Instruct-ReID
+  and UNIReID `cpu` presets at the default job's budget (1,000 steps), seeds 0-3 of the unified model and 0-2
+  of the others (issue 17)."""
+  steps = ("train.num_steps=1000", "eval.missing_modalities=False", WIDE_STEM)
+  seeds = {"unified": range(4), "instruct": range(3), "unireid": range(3)}
+  return [Run(name, s, f"configs/{name}.py", steps) for name in seeds for s in seeds[name]]
+
+
 UNIFIED_TASKS = ("traditional", "clothes_changing", "visible_infrared", "text", "clothes_template",
                  "language_instructed", "cross_resolution", "sketch", "text+sketch")
 
@@ -109,7 +139,7 @@ def _check() -> list[Run]:
           Run("unified", 0, "configs/unified.py", ("train.num_steps=20",))]
 
 
-PLANS = {"towers": _towers, "diagnose": _diagnose, "recipe": _recipe, "check": _check}
+PLANS = {"towers": _towers, "diagnose": _diagnose, "recipe": _recipe, "gap": _gap, "tables": _tables, "check": _check}
 
 
 def _command(run: Run, workdir: pathlib.Path, peer_dir: pathlib.Path, market: pathlib.Path) -> list[str]:
@@ -162,7 +192,7 @@ def _result(run: Run, workdir: pathlib.Path, seconds: float, code: int) -> dict:
                     **{k: {"mAP": v["mAP"], "rank1": v["rank1"]} for k, v in peer["extra"].items()}}
     row["curve"] = {"mAP": [(c["step"], round(c["mAP"], 2)) for c in peer["curve"]]}
   elif (workdir / "results.json").exists():
-    results = json.loads((workdir / "results.json").read_text())
+    results = json.loads((workdir / "results.json").read_text())["tasks"]
     row["tasks"] = {k: {m: 100 * v[m] for m in ("mAP", "rank1", "chance_mAP")} for k, v in results.items()}
     row["curve"] = _curve(workdir)
   return row
@@ -199,15 +229,17 @@ def main() -> None:
   parser.add_argument("--peer", required=True, type=pathlib.Path, help="folder with peer_reid.py, export_market.py")
   parser.add_argument("--jobs", type=int, default=16, help="runs at a time")
   parser.add_argument("--timeout", type=int, default=3600, help="seconds before a run is stopped")
+  parser.add_argument("--runs", default="", help="only the plan's runs whose name matches this regex")
   args = parser.parse_args()
-  runs = PLANS[args.plan]()
+  os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # _about() starts jax in this process too
+  runs = [r for r in PLANS[args.plan]() if re.search(args.runs, r.name)]
   env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "PYTHONUNBUFFERED": "1",
          "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
   market = args.out / "market"
   started = time.time()
   _prepare(runs, args.peer.resolve(), market, env)
   print(f"prepared {len({r.seed for r in runs})} synthetic sets in {time.time() - started:.0f}s", flush=True)
-  waiting, active, rows = list(runs), {}, []
+  waiting, active, rows, about = list(runs), {}, [], _about()
   while waiting or active:
     while waiting and len(active) < args.jobs:
       run = waiting.pop(0)
@@ -228,10 +260,15 @@ def main() -> None:
       rows.append(_result(run, workdir, time.time() - start, proc.wait()))
       print(f"{run.name} s{run.seed}: exit {rows[-1]['exit']} in {rows[-1]['seconds']}s "
             + " ".join(f"{t} {m['mAP']:.1f}" for t, m in rows[-1]["tasks"].items()), flush=True)
-  rows.sort(key=lambda r: (r["name"], r["seed"]))
-  (args.out / "summary.json").write_text(json.dumps({"about": _about(), "runs": rows}, indent=1))
-  (args.out / "summary.md").write_text(_table(rows))
+      _write_summary(args.out, rows, about)
   print(_table(rows))
+
+
+def _write_summary(out: pathlib.Path, rows: list[dict], about: dict) -> None:
+  """summary.json and summary.md of the runs finished so far (rewritten after each, so a cut-off call keeps them)."""
+  rows = sorted(rows, key=lambda r: (r["name"], r["seed"]))
+  (out / "summary.json").write_text(json.dumps({"about": about, "runs": rows}, indent=1))
+  (out / "summary.md").write_text(_table(rows))
 
 
 if __name__ == "__main__":
