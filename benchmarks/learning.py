@@ -103,6 +103,20 @@ def _gap() -> list[Run]:
   return runs
 
 
+def _close() -> list[Run]:
+  """The width-64 stem at four seeds beside the ResNet-18 peer in one call, and the gap plan's two best recipe
+  changes (DeiT weight decay, a 300-step warm-up) on top of it, at widths 64 and 48 (photos only, 3,000
+  steps; issue 17)."""
+  base = PHOTOS + STEPS_3K
+  tuned = ("optim.weight_decay=0.05", "optim.warmup_steps=300")
+  runs = [Run("jreid-w64", s, overrides=base + (WIDE_STEM,)) for s in range(4)]
+  runs += [Run("jreid-w64-tuned", s, overrides=base + (WIDE_STEM,) + tuned) for s in (0, 1)]
+  runs += [Run("jreid-w48-tuned", 0, overrides=base + ("model.vision.stem_width=48",) + tuned)]
+  peer = ("--size", "96,48", "--P", "8", "--K", "4", "--steps", "3000", "--model", "resnet18")
+  runs += [Run("peer-resnet18", s, peer=peer) for s in range(3)]
+  return runs
+
+
 def _tables() -> list[Run]:
   """The results tables re-measured with the wide conv stem and the default recipe: the unified, Instruct-ReID
   and UNIReID `cpu` presets at the default job's budget (1,000 steps), seeds 0-3 of the unified model and 0-2
@@ -139,7 +153,8 @@ def _check() -> list[Run]:
           Run("unified", 0, "configs/unified.py", ("train.num_steps=20",))]
 
 
-PLANS = {"towers": _towers, "diagnose": _diagnose, "recipe": _recipe, "gap": _gap, "tables": _tables, "check": _check}
+PLANS = {"towers": _towers, "diagnose": _diagnose, "recipe": _recipe, "gap": _gap, "close": _close, "tables": _tables,
+         "check": _check}
 
 
 def _command(run: Run, workdir: pathlib.Path, peer_dir: pathlib.Path, market: pathlib.Path) -> list[str]:
