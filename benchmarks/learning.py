@@ -117,6 +117,18 @@ def _close() -> list[Run]:
   return runs
 
 
+def _final() -> list[Run]:
+  """The tuned width-48 stem (the CPU preset's candidate) at four seeds beside four ResNet-18 seeds in one
+  call, in both of issue 17's settings: photos only, and photos, infrared and sketches (3,000 steps)."""
+  tuned = STEPS_3K + ("model.vision.stem_width=48", "optim.weight_decay=0.05", "optim.warmup_steps=300")
+  peer = ("--size", "96,48", "--P", "8", "--K", "4", "--steps", "3000", "--model", "resnet18")
+  runs = [Run("jreid-w48-tuned", s, overrides=PHOTOS + tuned) for s in range(4)]
+  runs += [Run("jreid-w48-tuned-allmod", s, overrides=tuned) for s in range(4)]
+  runs += [Run("peer-resnet18", s, peer=peer) for s in range(4)]
+  runs += [Run("peer-resnet18-allmod", s, peer=peer, modalities="rgb,ir,sketch") for s in range(4)]
+  return runs
+
+
 def _tables() -> list[Run]:
   """The results tables re-measured with the wide conv stem and the default recipe: the unified, Instruct-ReID
   and UNIReID `cpu` presets at the default job's budget (1,000 steps), seeds 0-3 of the unified model and 0-2
@@ -153,7 +165,8 @@ def _check() -> list[Run]:
           Run("unified", 0, "configs/unified.py", ("train.num_steps=20",))]
 
 
-PLANS = {"towers": _towers, "diagnose": _diagnose, "recipe": _recipe, "gap": _gap, "close": _close, "tables": _tables,
+PLANS = {"towers": _towers, "diagnose": _diagnose, "recipe": _recipe, "gap": _gap, "close": _close, "final": _final,
+         "tables": _tables,
          "check": _check}
 
 
@@ -272,7 +285,11 @@ def main() -> None:
         proc.kill()
       log.close()
       del active[proc]
-      rows.append(_result(run, workdir, time.time() - start, proc.wait()))
+      try:
+        rows.append(_result(run, workdir, time.time() - start, proc.wait()))
+      except (OSError, ValueError, KeyError) as error:  # one unreadable result must not lose the others
+        rows.append({"name": run.name, "seed": run.seed, "seconds": round(time.time() - start), "exit": -1,
+                     "tasks": {}, "error": f"{type(error).__name__}: {error}"})
       print(f"{run.name} s{run.seed}: exit {rows[-1]['exit']} in {rows[-1]['seconds']}s "
             + " ".join(f"{t} {m['mAP']:.1f}" for t, m in rows[-1]["tasks"].items()), flush=True)
       _write_summary(args.out, rows, about)
