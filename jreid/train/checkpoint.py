@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -41,6 +42,30 @@ class Checkpointer:
     restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                                    data=ocp.args.JsonRestore()))
     return restored.state, restored.data
+
+  def restore_newest(self, state_template: Any) -> tuple[Any, dict] | None:
+    """Restores the newest checkpoint that restores, newest first, or None when there are none.
+
+    A damaged one (truncated array file, missing `_METADATA` or `state/`) is reported in one
+    line naming its step folder and the reason, renamed `<step>.damaged`, and the next older one is tried; when every
+    kept checkpoint is damaged this raises, rather than silently training from scratch.
+    """
+    steps = sorted(self._manager.all_steps(), reverse=True)
+    for i, step in enumerate(steps):
+      try:
+        return self.restore(state_template, step)
+      except Exception as error:  # orbax raises many types for a damaged folder
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        folder = os.path.join(self.directory, str(step))
+        if jax.process_index() == 0:  # out of orbax's sight, kept for inspection
+          shutil.rmtree(folder + ".damaged", ignore_errors=True)
+          os.rename(folder, folder + ".damaged")
+        then = f"resuming from {steps[i + 1]}" if i + 1 < len(steps) else "no older checkpoint"
+        print(f"checkpoint {folder} cannot be restored ({reason}; moved to {step}.damaged): {then}")
+        self._manager.reload()
+    if steps:
+      raise RuntimeError(f"no checkpoint in {self.directory} restores; move the folder aside to start afresh")
+    return None
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

@@ -120,8 +120,9 @@ class _Run:
     self.config, self.setup, self.total = config, setup, total
     self.checkpointer = Checkpointer(os.path.join(workdir, CHECKPOINTS), config.train.max_checkpoints)
     self.data_state = None
-    if self.checkpointer.latest_step() is not None:
-      self.state, self.data_state = self.checkpointer.restore(setup.abstract)
+    restored = self.checkpointer.restore_newest(setup.abstract)
+    if restored is not None:
+      self.state, self.data_state = restored
       print(f"resumed from {self.checkpointer.directory} at step {int(self.state.step)}")
     else:
       self.state = setup.create()
