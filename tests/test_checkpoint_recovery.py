@@ -47,3 +47,12 @@ def test_resume_falls_back_past_a_damaged_latest_checkpoint(tmp_path, straight, 
   assert sorted(history) == [3, 4]
   for a, b in zip(jax.tree_util.tree_leaves(expected), jax.tree_util.tree_leaves(resumed)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_leftover_tmp_folders_of_an_interrupted_save_are_removed(tmp_path):
+  from jreid.train.checkpoint import Checkpointer
+  leftover = tmp_path / "7.orbax-checkpoint-tmp-123"
+  leftover.mkdir()
+  checkpointer = Checkpointer(str(tmp_path))
+  checkpointer.close()
+  assert not leftover.exists() and checkpointer.latest_step() is None

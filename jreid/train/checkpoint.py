@@ -19,6 +19,10 @@ class Checkpointer:
 
   def __init__(self, directory: str, max_to_keep: int = 2):
     self.directory = os.path.abspath(directory)
+    if jax.process_index() == 0 and os.path.isdir(self.directory):  # leftovers of interrupted saves
+      for name in os.listdir(self.directory):
+        if ".orbax-checkpoint-tmp" in name:
+          shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
     self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
 
