@@ -51,8 +51,9 @@ class Checkpointer:
     """Restores the newest checkpoint that restores, newest first, or None when there are none.
 
     A damaged one (truncated array file, missing `_METADATA` or `state/`) is reported in one
-    line naming its step folder and the reason, renamed `<step>.damaged`, and the next older one is tried; when every
-    kept checkpoint is damaged this raises, rather than silently training from scratch.
+    line naming its step folder and the reason, renamed `<step>.damaged`, and the next older
+    one is tried; when every kept checkpoint is damaged this raises, rather than silently
+    training from scratch.
     """
     steps = sorted(self._manager.all_steps(), reverse=True)
     for i, step in enumerate(steps):
