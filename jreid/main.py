@@ -5,6 +5,11 @@ from the latest checkpoint (and, if training is complete, only evaluates).
 With --config.eval.every=N the tasks are also evaluated every N steps, and
 with --config.eval.select=True the final table reports the best of those
 (jreid/train/evaluation.py).
+
+Presets pick a config's size: --config=configs/unified.py:PRESET with PRESET
+one of cpu (default), smoke or gpu. Any config key is overridden by
+--config.KEY=VALUE, e.g. --config.train.num_steps=100 --config.data.root=DIR.
+A mistake prints one line; JREID_TRACEBACK=1 shows the full traceback.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ from __future__ import annotations
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
+
+from jreid import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/unified.py", "Experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
@@ -66,4 +73,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -292,8 +292,9 @@ def _run_query(args: argparse.Namespace) -> None:
       print(f"  {rank:3d}  {item['score']:.4f}  {item['path']}")
     results.append({"query": query, "kind": query_kind(query), "results": ranked})
   gallery = [[os.path.join(meta["images"], paths[i]) for i in row] for row in indices]
-  save_picture(args.picture, queries, scores, gallery)
-  print(f"ranked-result picture: {os.path.abspath(args.picture)}")
+  if args.picture:
+    save_picture(args.picture, queries, scores, gallery)
+    print(f"ranked-result picture: {os.path.abspath(args.picture)}")
   if args.json:
     with open(args.json, "w") as f:
       json.dump(results, f, indent=2)
@@ -326,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
   query.add_argument("--instruction", help="instruction (with --image), e.g. 'Ignore clothes.'")
   query.add_argument("--queries", help="JSON-lines file of queries, e.g. {\"image\": \"q.jpg\"} per line")
   query.add_argument("--topk", type=_positive, default=10, help="results per query")
-  query.add_argument("--picture", default="ranked.png", help="ranked-result picture to write (PNG)")
+  query.add_argument("--picture", default=None, help="ranked-result picture to write (PNG); none without it")
   query.add_argument("--json", help="also write the ranked lists to this JSON file")
   query.set_defaults(run=_run_query)
   for sub in (index, query):

@@ -94,6 +94,15 @@ def test_single_query_prints_and_draws(e2e, capsys):
   assert (root / "one.png").is_file()
 
 
+def test_query_without_picture_writes_none(e2e, tmp_path, monkeypatch, capsys):
+  root, _, _, results = e2e
+  monkeypatch.chdir(tmp_path)
+  search.main(["query", "--index", str(root / "index"), "--image", str(root / results[0]["query"]["image"]),
+               "--topk", "2"])
+  assert "ranked-result picture" not in capsys.readouterr().out
+  assert not list(tmp_path.iterdir())
+
+
 def test_interrupted_index_resumes(e2e, tmp_path, capsys):
   root = e2e[0]
   encoder = inference.load(str(root / "model"))
