@@ -73,7 +73,7 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   c.train = ConfigDict(dict(num_steps=1500, log_every=20, checkpoint_every=200, max_checkpoints=2))
 
   c.eval = ConfigDict(dict(
-      tasks=("traditional", "clothes_changing", "visible_infrared", "cross_resolution", "sketch"),
+      tasks=(),  # empty: the dataset's own tasks (jreid.eval.tasks.task_names)
       batch_size=128, picture_queries=6, picture_topk=8,
       missing_modalities=False,  # also evaluate combined queries with a part missing (jreid/eval/tasks.py)
       # Evaluation during training (jreid/train/evaluation.py): every N steps (0 = only after training), and

@@ -47,7 +47,7 @@ def main(argv) -> None:
 
   from data_pipelines.datasets import load_data, training_records
   from jreid import methods
-  from jreid.eval.tasks import evaluate_tasks, print_summary
+  from jreid.eval.tasks import evaluate_tasks, print_summary, task_names
   from jreid.train import evaluation, loop
 
   config = _CONFIG.value
@@ -61,6 +61,7 @@ def main(argv) -> None:
   data = load_data(config.data, config.seed)
   print(f"data: {data.name}, {len(data.train)} training images of {data.num_train_ids} identities, "
         f"tasks {', '.join(data.tasks)}")
+  task_names(config, data)  # a task the data lacks fails here, before any training step
   records = training_records(data, config.data.train_modalities)
   method = methods.build(config, data.num_train_ids, records)
   if _MODE.value == "train":

@@ -36,6 +36,15 @@ def missing_modality_tasks(tasks: dict[str, EvalTask]) -> dict[str, tuple[str, E
   return variants
 
 
+def task_names(config, data) -> tuple[str, ...]:
+  """config.eval.tasks, or the dataset's own tasks when it is empty; a name the dataset lacks is a ValueError."""
+  names = tuple(config.eval.tasks) or tuple(data.tasks)
+  for name in names:
+    if name not in data.tasks:
+      raise ValueError(f"config.eval.tasks names {name!r}, but {data.name} has tasks {sorted(data.tasks)}")
+  return names
+
+
 def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: str | None = None,
                    reported: str = "") -> dict[str, dict[str, Any]]:
   """{task: metrics} for the config's tasks; with `workdir`, writes one picture per task there and
@@ -50,10 +59,7 @@ def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: s
   """
   results = {}
   gallery_cache = {}
-  for name in config.eval.tasks:
-    if name not in data.tasks:
-      raise ValueError(f"config.eval.tasks names {name!r}, but {data.name} has tasks {sorted(data.tasks)}")
-  chosen = {name: data.tasks[name] for name in config.eval.tasks}
+  chosen = {name: data.tasks[name] for name in task_names(config, data)}
   todo = [(name, None, task) for name, task in chosen.items()]
   if config.eval.get("missing_modalities", False):
     todo += [(name, parent, task) for name, (parent, task) in missing_modality_tasks(chosen).items()]

@@ -1,0 +1,37 @@
+"""configs/image_reid.py on a Market-layout folder: the dataset's own tasks by default; a task it lacks fails first."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+from tests.fixtures_layouts import make_market1501
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _train(tmp_path, *flags):
+  root = make_market1501(tmp_path)
+  workdir = tmp_path / "run"
+  env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+  result = subprocess.run(
+      [sys.executable, "-m", "jreid.main", "--config=configs/image_reid.py:smoke", f"--workdir={workdir}",
+       "--config.data.name=market1501", f"--config.data.root={root}", "--config.train.num_steps=2", "--config.data.num_ids=3", "--config.data.num_instances=2",
+       *flags],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  return result, workdir
+
+
+def test_market_layout_trains_with_the_default_tasks(tmp_path):
+  result, workdir = _train(tmp_path)
+  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+  assert "standard" in result.stdout
+  assert (workdir / "results.md").exists()
+
+
+def test_a_task_the_data_lacks_fails_before_training(tmp_path):
+  result, workdir = _train(tmp_path, "--config.eval.tasks=('traditional',)")
+  assert result.returncode != 0
+  assert "config.eval.tasks names 'traditional', but market1501 has tasks ['standard']" in result.stderr
+  assert not any(p.name.startswith("checkpoint") or p.name.isdigit() for p in workdir.rglob("*"))
+  assert "step" not in result.stdout.lower().replace("steps", "")
