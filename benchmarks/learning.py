@@ -132,6 +132,22 @@ def _final() -> list[Run]:
   return runs
 
 
+def _modality() -> list[Run]:
+  """Modality-aware training for the cross-modal tasks (issue 17): on photos, infrared and sketches with the
+  tuned width-64 tower, every identity's K images split evenly over the three modalities (so that every
+  batch holds cross-modal positives), with P = 8 or 5, with or without channel exchange (a photo becomes one
+  of its channels, repeated, as an infrared camera would see it); beside the plain run and the peer."""
+  tuned = STEPS_3K + ("optim.weight_decay=0.05", "optim.warmup_steps=300", WIDE_STEM)
+  balanced = ("data.balance_modalities=('rgb','ir','sketch')", "data.num_instances=6")
+  exchange = ("data.augment.channel_exchange=0.3",)
+  variants = {"plain": (), "bal-p8": balanced, "bal-p5": balanced + ("data.num_ids=5",),
+              "bal-p8-cx": balanced + exchange, "cx": exchange}
+  runs = [Run(f"jreid-w64-{k}", s, overrides=tuned + v) for k, v in variants.items() for s in (0, 1)]
+  peer = ("--size", "96,48", "--P", "8", "--K", "4", "--steps", "3000", "--model", "resnet18")
+  runs += [Run("peer-resnet18-allmod", s, peer=peer, modalities="rgb,ir,sketch") for s in (0, 1)]
+  return runs
+
+
 def _tables() -> list[Run]:
   """The results tables re-measured with the wide conv stem and the default recipe: the unified, Instruct-ReID
   and UNIReID `cpu` presets at the default job's budget (1,000 steps), seeds 0-3 of the unified model and 0-2
@@ -169,7 +185,7 @@ def _check() -> list[Run]:
 
 
 PLANS = {"towers": _towers, "diagnose": _diagnose, "recipe": _recipe, "gap": _gap, "close": _close, "final": _final,
-         "tables": _tables,
+         "tables": _tables, "modality": _modality,
          "check": _check}
 
 
