@@ -13,7 +13,7 @@ pulled closer.
 import jax
 import jax.numpy as jnp
 
-from jreid.losses.triplet import pairwise_distance, pairwise_squared_distance
+from jreid.losses.triplet import pairwise_distance, pairwise_squared_distance, row_distance
 from jreid.ops import l2_normalize, masked_mean
 
 
@@ -58,15 +58,17 @@ def adaptive_batch_hard_triplet(features: jax.Array, labels: jax.Array, relatedn
       means still divide by the number of anchors).
   """
   n = labels.shape[0]
-  dist = (pairwise_squared_distance if squared else pairwise_distance)(features, features)
+  dist = jax.lax.stop_gradient(  # mining only; the mined pairs' distances come from row_distance
+      (pairwise_squared_distance if squared else pairwise_distance)(features, features))
   valid = jnp.ones(n, bool) if valid is None else valid.astype(bool)
   pair = valid[:, None] & valid[None, :]
   same = labels[:, None] == labels[None, :]
   positive = same & ~jnp.eye(n, dtype=bool) & pair
   negative = ~same & pair
-  far_dist, far_index = jax.lax.top_k(jnp.where(positive, dist, -jnp.inf), 2)
+  far_mined, far_index = jax.lax.top_k(jnp.where(positive, dist, -jnp.inf), 2)
   near_index = jnp.argmin(jnp.where(negative, dist, jnp.inf), axis=1)
-  near_dist = jnp.take_along_axis(dist, near_index[:, None], axis=1)[:, 0]
+  far_dist = jnp.where(jnp.isfinite(far_mined), row_distance(features, far_index, squared), -jnp.inf)
+  near_dist = row_distance(features, near_index, squared)
   beta_far = jnp.take_along_axis(relatedness, far_index, axis=1)
   beta_near = jnp.take_along_axis(relatedness, near_index[:, None], axis=1)[:, 0]
   has_negative = jnp.any(negative, axis=1)
