@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from jreid.ops import l2_normalize
 
 MAX_LOG_SCALE = math.log(100.0)  # CLIP's cap on the learned logit scale.
+INIT_LOG_SCALE = math.log(1 / 0.07)  # CLIP's initial logit scale: temperature 0.07.
 
 
 def logit_scale(log_scale: jax.Array) -> jax.Array:
@@ -42,6 +43,15 @@ def symmetric_info_nce(a: jax.Array, b: jax.Array, scale: jax.Array | float, lab
   a_to_b = -jnp.sum(targets * jax.nn.log_softmax(logits, axis=1), axis=1)
   b_to_a = -jnp.sum(targets * jax.nn.log_softmax(logits.T, axis=1), axis=1)
   return (a_to_b + b_to_a) / 2
+
+
+def image_text_contrastive(images: jax.Array, texts: jax.Array, log_scale: jax.Array) -> jax.Array:
+  """CLIP's loss: the mean symmetric InfoNCE of N image-caption pairs, pair i the only positive of row i.
+
+  `log_scale` is the learned log logit scale (capped by `logit_scale`). Under
+  jit on sharded inputs the N is the global batch.
+  """
+  return jnp.mean(symmetric_info_nce(images, texts, logit_scale(log_scale), jnp.arange(images.shape[0])))
 
 
 def task_aware_weights(loss_a: jax.Array, loss_b: jax.Array, eps: float = 1e-9) -> tuple[jax.Array, jax.Array]:
