@@ -24,14 +24,11 @@ import os
 import pathlib
 import shutil
 import tempfile
-from typing import Sequence
 
-import grain
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from data_pipelines.images import decode_image
 from data_pipelines.synthetic import captions, identities, render
 from data_pipelines.synthetic.cameras import CAMERAS, VISIBLE_CAMERAS
 
@@ -172,15 +169,3 @@ def folder_corpus(root: str, captions_json: str | None = None) -> tuple[CorpusIm
                        "are relative to another folder")
   return tuple(CorpusImage(str(p), texts.get(p.relative_to(base).as_posix(), ())) for p in paths)
 
-
-def corpus_dataset(images: Sequence[CorpusImage], size: tuple[int, int], seed: int = 0) -> grain.MapDataset:
-  """An endless, reshuffled-per-epoch grain stream of {'image': uint8 [H, W, 3], 'caption': one of its captions
-  or ''}; images are decoded on access, in whichever process reads them."""
-  images = tuple(images)
-
-  def load(index: int, rng: np.random.Generator) -> dict:
-    item = images[index]
-    caption = item.captions[rng.integers(len(item.captions))] if item.captions else ""
-    return {"image": decode_image(item.path, size), "caption": caption}
-
-  return grain.MapDataset.range(len(images)).shuffle(seed=seed).repeat().random_map(load, seed=seed)

@@ -96,17 +96,3 @@ def test_folder_corpus_searches_recursively_with_optional_captions(tmp_path):
   with pytest.raises(FileNotFoundError, match="no image"):
     corpus.folder_corpus(str(tmp_path / "empty"))
 
-
-def test_corpus_dataset_streams_epochs_and_captions(tmp_path):
-  for value in range(3):
-    _png(tmp_path / f"{value}.png", 50 * value)
-  images = corpus.folder_corpus(str(tmp_path))
-  images = (dataclasses.replace(images[0], captions=("one", "two")),) + images[1:]
-  stream = corpus.corpus_dataset(images, (8, 4), seed=0)
-  items = [stream[i] for i in range(9)]
-  assert all(item["image"].shape == (8, 4, 3) and item["image"].dtype == np.uint8 for item in items)
-  for epoch in range(3):  # Every epoch is a permutation of the images.
-    assert sorted(int(item["image"][0, 0, 0]) for item in items[3 * epoch:3 * epoch + 3]) == [0, 50, 100]
-  assert {item["caption"] for item in items if item["image"][0, 0, 0] == 0} <= {"one", "two"}
-  assert {item["caption"] for item in items if item["image"][0, 0, 0] != 0} == {""}
-  np.testing.assert_array_equal(corpus.corpus_dataset(images, (8, 4), seed=0)[7]["image"], items[7]["image"])
