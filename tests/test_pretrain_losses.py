@@ -135,3 +135,14 @@ def test_ema_update_of_teacher_params():
     state = losses.ema_update(state, student, 0.9)
   np.testing.assert_allclose(state["a"] - student["a"], 0.9 ** 5 * (teacher["a"] - student["a"]), rtol=1e-4,
                              atol=1e-6)
+
+
+def test_image_text_contrastive_over_the_captioned_pairs_only():
+  rng = np.random.default_rng(7)
+  images, texts = rng.normal(size=(6, 5)).astype(np.float32), rng.normal(size=(6, 5)).astype(np.float32)
+  valid = np.array([True, False, True, True, False, True])
+  got = losses.image_text_contrastive(images, texts, jnp.float32(2.0), jnp.asarray(valid))
+  np.testing.assert_allclose(float(got), _reference_clip(images[valid], texts[valid], 2.0), rtol=1e-5)
+  grad = jax.grad(lambda x: losses.image_text_contrastive(x, texts, jnp.float32(2.0), jnp.asarray(valid)))(images)
+  assert np.all(np.isfinite(grad)) and np.all(grad[~valid] == 0) and np.all(np.abs(grad[valid]).sum(axis=1) > 0)
+  assert float(losses.image_text_contrastive(images, texts, jnp.float32(2.0), jnp.zeros(6, bool))) == 0.0
