@@ -146,3 +146,9 @@ def test_image_text_contrastive_over_the_captioned_pairs_only():
   grad = jax.grad(lambda x: losses.image_text_contrastive(x, texts, jnp.float32(2.0), jnp.asarray(valid)))(images)
   assert np.all(np.isfinite(grad)) and np.all(grad[~valid] == 0) and np.all(np.abs(grad[valid]).sum(axis=1) > 0)
   assert float(losses.image_text_contrastive(images, texts, jnp.float32(2.0), jnp.zeros(6, bool))) == 0.0
+
+
+def test_teacher_temperature_warms_up_linearly():
+  got = [float(losses.teacher_temperature(s, 10, 0.04, 0.07)) for s in (0, 5, 10, 20)]
+  np.testing.assert_allclose(got, [0.04, 0.055, 0.07, 0.07], rtol=1e-6)
+  assert float(losses.teacher_temperature(3, 0, 0.04, 0.07)) == pytest.approx(0.07)  # No warm-up.

@@ -41,6 +41,13 @@ def teacher_momentum(step: jax.Array | int, num_steps: int, base: float = 0.996,
   return final - (final - base) * (jnp.cos(jnp.pi * progress) + 1) / 2
 
 
+def teacher_temperature(step: jax.Array | int, warmup_steps: int, start: float = 0.04,
+                        end: float = 0.07) -> jax.Array:
+  """DINO's teacher temperature at `step`: linear from start to end over warmup_steps, then end."""
+  progress = jnp.clip(jnp.asarray(step, jnp.float32) / max(warmup_steps, 1), 0.0, 1.0)
+  return start + (end - start) * progress
+
+
 def ema_update(teacher, student, momentum: jax.Array | float):
   """teacher <- momentum teacher + (1 - momentum) student, leaf by leaf, in each teacher leaf's dtype."""
   return jax.tree.map(lambda t, s: (momentum * t + (1 - momentum) * s).astype(t.dtype), teacher,
