@@ -101,3 +101,14 @@ def test_similarity_logits_are_scaled_cosines():
   a = jnp.array([[3.0, 4.0]])
   b = jnp.array([[1.0, 0.0], [0.0, 2.0]])
   np.testing.assert_allclose(np.asarray(losses.similarity_logits(a, b, 10.0)), [[6.0, 8.0]], rtol=1e-6)
+
+
+def test_symmetric_info_nce_leaves_invalid_pairs_out():
+  # With a mask, the valid pairs' losses are those of the valid subset alone; the others' are 0.
+  rng = np.random.default_rng(7)
+  a, b = rng.normal(size=(6, 5)), rng.normal(size=(6, 5))
+  labels, valid = np.array([0, 0, 1, 1, 2, 2]), np.array([True, False, True, True, False, True])
+  got = np.asarray(losses.symmetric_info_nce(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32), 7.0,
+                                             jnp.asarray(labels), jnp.asarray(valid)))
+  np.testing.assert_allclose(got[valid], _reference_info_nce(a[valid], b[valid], 7.0, labels[valid]), rtol=1e-5)
+  assert np.all(got[~valid] == 0)

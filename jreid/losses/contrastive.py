@@ -10,9 +10,10 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jreid.ops import l2_normalize
+from jreid.ops import l2_normalize, masked_mean
 
 MAX_LOG_SCALE = math.log(100.0)  # CLIP's cap on the learned logit scale.
+INIT_LOG_SCALE = math.log(1 / 0.07)  # CLIP's initial logit scale: temperature 0.07.
 
 
 def logit_scale(log_scale: jax.Array) -> jax.Array:
@@ -25,23 +26,46 @@ def similarity_logits(queries: jax.Array, keys: jax.Array, scale: jax.Array | fl
   return scale * l2_normalize(queries) @ l2_normalize(keys).T
 
 
-def positive_targets(labels: jax.Array) -> jax.Array:
-  """[N, N] target distributions: row i is uniform over the j with labels[j] == labels[i]."""
-  same = (labels[:, None] == labels[None, :]).astype(jnp.float32)
-  return same / same.sum(axis=1, keepdims=True)
+def positive_targets(labels: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+  """[N, N] target distributions: row i is uniform over the valid j with labels[j] == labels[i] (a row
+  without any, an invalid item's, is 0)."""
+  same = labels[:, None] == labels[None, :]
+  if valid is not None:
+    same = same & valid[:, None] & valid[None, :]
+  same = same.astype(jnp.float32)
+  return same / jnp.maximum(same.sum(axis=1, keepdims=True), 1.0)
 
 
-def symmetric_info_nce(a: jax.Array, b: jax.Array, scale: jax.Array | float, labels: jax.Array) -> jax.Array:
+def symmetric_info_nce(a: jax.Array, b: jax.Array, scale: jax.Array | float, labels: jax.Array,
+                       valid: jax.Array | None = None) -> jax.Array:
   """Per-pair symmetric InfoNCE [N]: (CE of a_i over b + CE of b_i over a) / 2.
 
   Each row's cross-entropy is against `positive_targets(labels)`; with
   distinct labels it is -log softmax at the paired item (CLIP's loss).
+  `valid` [N] bool (default: all) leaves the other pairs out: they are no
+  row's positive or negative, and their own loss is 0.
   """
   logits = similarity_logits(a, b, scale)
-  targets = positive_targets(labels)
+  if valid is not None:  # A masked logit adds exp(-1e30) = 0 to the softmax; its target is 0.
+    logits = jnp.where(valid[:, None] & valid[None, :], logits, -1e30)
+  targets = positive_targets(labels, valid)
   a_to_b = -jnp.sum(targets * jax.nn.log_softmax(logits, axis=1), axis=1)
   b_to_a = -jnp.sum(targets * jax.nn.log_softmax(logits.T, axis=1), axis=1)
   return (a_to_b + b_to_a) / 2
+
+
+def image_text_contrastive(images: jax.Array, texts: jax.Array, log_scale: jax.Array,
+                           valid: jax.Array | None = None) -> jax.Array:
+  """CLIP's loss: the mean symmetric InfoNCE of N image-caption pairs, pair i the only positive of row i.
+
+  `log_scale` is the learned log logit scale (capped by `logit_scale`);
+  `valid` [N] bool (default: all) names the pairs that take part (images with
+  a caption); 0 when none does. Under jit on sharded inputs the N is the
+  global batch.
+  """
+  valid = jnp.ones(images.shape[0], bool) if valid is None else valid
+  per_pair = symmetric_info_nce(images, texts, logit_scale(log_scale), jnp.arange(images.shape[0]), valid)
+  return masked_mean(per_pair, valid)
 
 
 def task_aware_weights(loss_a: jax.Array, loss_b: jax.Array, eps: float = 1e-9) -> tuple[jax.Array, jax.Array]:
