@@ -45,8 +45,9 @@ def main(argv) -> None:
   from jreid.train import distributed
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)  # before any device use
 
-  from data_pipelines.datasets import load_data, training_records
+  from data_pipelines.datasets import load_data
   from jreid import methods
+  from jreid.validate_run import validate_run
   from jreid.eval.tasks import evaluate_tasks, print_summary, task_names
   from jreid.train import evaluation, loop
 
@@ -62,7 +63,7 @@ def main(argv) -> None:
   print(f"data: {data.name}, {len(data.train)} training images of {data.num_train_ids} identities, "
         f"tasks {', '.join(data.tasks)}")
   task_names(config, data)  # a task the data lacks fails here, before any training step
-  records = training_records(data, config.data.train_modalities)
+  records = validate_run(config, data.name, data.train, methods.method_class(config.method))  # before step 1
   method = methods.build(config, data.num_train_ids, records)
   if _MODE.value == "train":
     state, _ = loop.train(config, workdir, method, hooks=evaluation.evaluation_hooks(config, method, data, workdir))

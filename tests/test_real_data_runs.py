@@ -35,3 +35,12 @@ def test_a_task_the_data_lacks_fails_before_training(tmp_path):
   assert "config.eval.tasks names 'traditional', but market1501 has tasks ['standard']" in result.stderr
   assert not any(p.name.startswith("checkpoint") or p.name.isdigit() for p in workdir.rglob("*"))
   assert "step" not in result.stdout.lower().replace("steps", "")
+
+
+def test_more_identities_per_batch_than_the_data_has_fails_in_one_line_before_training(tmp_path):
+  result, workdir = _train(tmp_path, "--config.data.num_ids=5")
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert lines[-1].startswith("error: ValueError: config.data.num_ids=5 identities per batch, but market1501 has "
+                              "only 3 training identities"), lines[-3:]
+  assert not (workdir / "checkpoints").exists()

@@ -12,6 +12,9 @@ A method is a `Method` subclass registered by name in jreid.methods, built as
 It provides:
 
   query_kinds    the query kinds `encode_records` accepts ('image' also encodes galleries);
+  needs_captions whether it trains only on captioned records, and
+  labelled       whether its P x K batches sample the data's identities (not pseudo labels): both checked
+                 against the data before training (jreid.validate_run);
   towers         tower name -> the VisionConfig, TextConfig or BertConfig it built, taken from
                  `exported_towers(config)` when that is not None (what an export keeps);
   tokenizer      its text tokenizer, or None;
@@ -50,6 +53,8 @@ class Method(abc.ABC):
   """A ReID method: its model's init and loss, its training phases, and encoding for evaluation and search."""
 
   query_kinds: tuple[str, ...] = ("image",)
+  needs_captions: bool = False
+  labelled: bool = True
 
   def __init__(self, config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None,
                tokenizer: Any = None):
