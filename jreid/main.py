@@ -54,8 +54,6 @@ def main(argv) -> None:
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].config_filename, config.preset)
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:  # read back by `python -m jreid.convert export`
-    f.write(config.to_json_best_effort(indent=2))
   started = time.perf_counter()
   print(f"jreid: config {flags.FLAGS['config'].config_filename} (preset {config.preset}), workdir {workdir}, "
         f"devices {jax.devices()}")
@@ -63,7 +61,11 @@ def main(argv) -> None:
   print(f"data: {data.name}, {len(data.train)} training images of {data.num_train_ids} identities, "
         f"tasks {', '.join(data.tasks)}")
   task_names(config, data)  # a task the data lacks fails here, before any training step
-  records = validate_run(config, data.name, data.train, methods.method_class(config.method))  # before step 1
+  method_class = methods.method_class(config.method)
+  records = validate_run(config, data.name, data.train, method_class)  # before step 1
+  method_class.fit_to_data(config, data.name, records)
+  with open(os.path.join(workdir, "config.json"), "w") as f:  # read back by `python -m jreid.convert export`
+    f.write(config.to_json_best_effort(indent=2))
   method = methods.build(config, data.num_train_ids, records)
   if _MODE.value == "train":
     state, _ = loop.train(config, workdir, method, hooks=evaluation.evaluation_hooks(config, method, data, workdir))

@@ -18,6 +18,8 @@ It provides:
   towers         tower name -> the VisionConfig, TextConfig or BertConfig it built, taken from
                  `exported_towers(config)` when that is not None (what an export keeps);
   tokenizer      its text tokenizer, or None;
+  fit_to_data(config, name, records): (a classmethod, before construction) narrows the config to what the
+                 training records of dataset `name` can train, saying what it drops; the default keeps all;
   init(rng, batch) -> (params, model_state), traceable: files are read at construction;
   phases(spec, params) -> [Phase]: its training (jreid.train.phase); the default is one phase of
                  `loss` over `train_stream(spec)`, config.optim over config.train.num_steps;
@@ -77,6 +79,11 @@ class Method(abc.ABC):
     if self._records is not None:
       return self._records
     return () if self.for_inference else tuple(run_training_records(self.config))
+
+  @classmethod
+  def fit_to_data(cls, config: ConfigDict, name: str, records: Sequence[Record]) -> None:
+    """Narrows `config` to what `records` (dataset `name`'s training set) can train; the default keeps all."""
+    del config, name, records
 
   @abc.abstractmethod
   def init(self, rng: jax.Array, batch: dict) -> tuple[Any, Any]:
