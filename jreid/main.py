@@ -45,16 +45,15 @@ def main(argv) -> None:
   from jreid.train import distributed
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)  # before any device use
 
-  from data_pipelines.datasets import load_data, training_records
+  from data_pipelines.datasets import load_data
   from jreid import methods
+  from jreid.validate_run import validate_run
   from jreid.eval.tasks import evaluate_tasks, print_summary, task_names
   from jreid.train import evaluation, loop
 
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].config_filename, config.preset)
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:  # read back by `python -m jreid.convert export`
-    f.write(config.to_json_best_effort(indent=2))
   started = time.perf_counter()
   print(f"jreid: config {flags.FLAGS['config'].config_filename} (preset {config.preset}), workdir {workdir}, "
         f"devices {jax.devices()}")
@@ -62,7 +61,11 @@ def main(argv) -> None:
   print(f"data: {data.name}, {len(data.train)} training images of {data.num_train_ids} identities, "
         f"tasks {', '.join(data.tasks)}")
   task_names(config, data)  # a task the data lacks fails here, before any training step
-  records = training_records(data, config.data.train_modalities)
+  method_class = methods.method_class(config.method)
+  records = validate_run(config, data.name, data.train, method_class)  # before step 1
+  method_class.fit_to_data(config, data.name, records)
+  with open(os.path.join(workdir, "config.json"), "w") as f:  # read back by `python -m jreid.convert export`
+    f.write(config.to_json_best_effort(indent=2))
   method = methods.build(config, data.num_train_ids, records)
   if _MODE.value == "train":
     state, _ = loop.train(config, workdir, method, hooks=evaluation.evaluation_hooks(config, method, data, workdir))

@@ -185,3 +185,29 @@ def test_towers_start_from_a_converted_clip_and_bert(tiny, tmp_path):
   wordpiece = bert.load_bert(bert_dir)[2]
   ids = method.tokens("Ignore clothes.")
   assert ids[0] == wordpiece.cls_token_id and wordpiece.sep_token_id in ids
+
+
+def test_caption_less_photos_keep_the_photo_tasks_and_a_tokenizer_of_the_instructions(tmp_path, capsys,
+                                                                                        monkeypatch):
+  from data_pipelines.records import Record
+  from jreid.methods.instruct.method import InstructReID
+  from PIL import Image
+  monkeypatch.setenv("JREID_DATA_DIR", str(tmp_path))
+  records = []
+  for pid in range(3):
+    for j in range(2):
+      path = tmp_path / f"{pid}_{j}.png"
+      Image.new("RGB", (8, 16), (40 * pid, 60 * j, 90)).save(path)
+      records.append(Record(str(path), pid, j))
+  config = instruct_config.get_config("smoke")
+  InstructReID.fit_to_data(config, "market1501", records)
+  assert config.data.tasks == ("traditional", "clothes_changing")
+  lines = capsys.readouterr().out.splitlines()
+  assert lines == [f"instruct: skipping training task {kind!r}: market1501 has no {tasks.NEEDS[kind]}"
+                   for kind in ("visible_infrared", "text", "clothes_template", "language_instructed")]
+  method = methods.build(config, 3, records)
+  sentence = instructions.POOLS["clothes_changing"][0]
+  ids = list(method.tokenizer.encode(sentence, 48)[0])
+  assert 2 < ids.index(method.tokenizer.eot_token_id) < len(sentence) // 2  # its BPE has learnt the sentences
+  with pytest.raises(ValueError, match="none of config.data.tasks .* has training rows in market1501"):
+    InstructReID.fit_to_data(instruct_config.get_config("smoke"), "market1501", [])

@@ -12,9 +12,14 @@ A method is a `Method` subclass registered by name in jreid.methods, built as
 It provides:
 
   query_kinds    the query kinds `encode_records` accepts ('image' also encodes galleries);
+  needs_captions whether it trains only on captioned records, and
+  labelled       whether its P x K batches sample the data's identities (not pseudo labels): both checked
+                 against the data before training (jreid.validate_run);
   towers         tower name -> the VisionConfig, TextConfig or BertConfig it built, taken from
                  `exported_towers(config)` when that is not None (what an export keeps);
   tokenizer      its text tokenizer, or None;
+  fit_to_data(config, name, records): (a classmethod, before construction) narrows the config to what the
+                 training records of dataset `name` can train, saying what it drops; the default keeps all;
   init(rng, batch) -> (params, model_state), traceable: files are read at construction;
   phases(spec, params) -> [Phase]: its training (jreid.train.phase); the default is one phase of
                  `loss` over `train_stream(spec)`, config.optim over config.train.num_steps;
@@ -50,6 +55,8 @@ class Method(abc.ABC):
   """A ReID method: its model's init and loss, its training phases, and encoding for evaluation and search."""
 
   query_kinds: tuple[str, ...] = ("image",)
+  needs_captions: bool = False
+  labelled: bool = True
 
   def __init__(self, config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None,
                tokenizer: Any = None):
@@ -72,6 +79,11 @@ class Method(abc.ABC):
     if self._records is not None:
       return self._records
     return () if self.for_inference else tuple(run_training_records(self.config))
+
+  @classmethod
+  def fit_to_data(cls, config: ConfigDict, name: str, records: Sequence[Record]) -> None:
+    """Narrows `config` to what `records` (dataset `name`'s training set) can train; the default keeps all."""
+    del config, name, records
 
   @abc.abstractmethod
   def init(self, rng: jax.Array, batch: dict) -> tuple[Any, Any]:

@@ -34,15 +34,17 @@ def training_captions(records: Sequence[Record]) -> list[str]:
   return sorted({caption for record in records for caption in record.captions})
 
 
-def method_tokenizer(config: ConfigDict, train_records: Sequence[Record], cache_dir: str) -> Tokenizer:
-  """The run's tokenizer: the converted model's (config.model.init), else a BPE of the training captions.
+def method_tokenizer(config: ConfigDict, train_records: Sequence[Record], cache_dir: str,
+                     sentences: Sequence[str] = ()) -> Tokenizer:
+  """The run's tokenizer: the converted model's (config.model.init), else a BPE of the training captions, or
+  of `sentences` (e.g. the fixed instructions) when the records have none.
 
   The local BPE aims at config.model.text.vocab_size tokens (a small corpus
-  may give fewer) and lives in cache_dir/bpe-<size>-<hash of the captions>.
+  may give fewer) and lives in cache_dir/bpe-<size>-<hash of the corpus>.
   """
   if config.model.init:
     return load_tokenizer(os.path.join(config.model.init, TOKENIZER_DIR))
-  captions = training_captions(train_records)
+  captions = training_captions(train_records) or sorted(set(sentences))
   if not captions:
     raise ValueError("no training record has a caption: a local tokenizer cannot be trained (give captioned "
                      "data, or config.model.init naming a converted CLIP with its tokenizer)")

@@ -197,6 +197,7 @@ class UNIReID(Method):
   """UNIReID: trains on captioned photos (`train_records`), each with a caption and a sketch (`companions`)."""
 
   query_kinds = ("image", "text", "sketch", "text+sketch", "image+instruction")
+  needs_captions = True
 
   def __init__(self, config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None,
                tokenizer: Tokenizer | None = None):

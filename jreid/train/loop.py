@@ -22,6 +22,7 @@ from data_pipelines import pipeline
 from jreid.train import sharding
 from jreid.train.checkpoint import Checkpointer
 from jreid.train.phase import Batches, Hook, Phase, Trainable
+from jreid.train.preemption import Preempted, PreemptionWatch
 from jreid.train.state import TrainState
 from jreid.train.step import check_finite, make_train_step
 from jreid.train.writer import MetricWriter, Progress, RunLog
@@ -90,13 +91,16 @@ def train(config: ConfigDict, workdir: str, method: Trainable, hooks: Sequence[H
 
   Returns the final state and the host metrics of every step run. A
   non-finite loss term stops the run with NonFiniteLossError naming the step
-  and the term; no checkpoint is written after it.
+  and the term; no checkpoint is written after it. SIGTERM (jreid.train.preemption)
+  ends the current step, saves a checkpoint, prints one line and raises
+  Preempted (a SystemExit with code 143).
   """
   setup = state_setup(config, method)
   run = _Run(config, workdir, setup, setup.phases[-1].stop if stop_at is None else stop_at, show_progress)
   try:
-    for phase in setup.phases:
-      run.train(dataclasses.replace(phase, hooks=phase.hooks + tuple(hooks)))
+    with run.preemption:
+      for phase in setup.phases:
+        run.train(dataclasses.replace(phase, hooks=phase.hooks + tuple(hooks)))
   finally:
     run.close()
   return run.state, run.history
@@ -132,6 +136,7 @@ class _Run:
                              enabled=show_progress and main)
     self.log = RunLog(self.writer, self.progress, enabled=main)
     self.history = {}
+    self.preemption = PreemptionWatch()
     self._steps = {}  # (loss, tx) -> its compiled step
 
   def close(self) -> None:
@@ -177,8 +182,20 @@ class _Run:
           self.state = hook.run(self.state, self.log)
         if checkpoint:
           self.checkpointer.save(step, self.state, batches.get_state())
+      if self.preemption.requested(step):
+        self._preempt(phase, step, pending, saved=checkpoint, data_state=batches.get_state())
     if pending is not None:
       self._settle(phase, *pending)
+
+  def _preempt(self, phase: Phase, step: int, pending, saved: bool, data_state: dict) -> None:
+    """Saves the state after `step` (unless just saved), says so and raises Preempted."""
+    if pending is not None:
+      self._settle(phase, *pending)
+    if not saved:
+      self.checkpointer.save(step, self.state, data_state)
+    self.checkpointer.wait()
+    self.log.line(f"preempted at step {step}: checkpoint saved, resume with the same command")
+    raise Preempted(step)
 
   def _settle(self, phase: Phase, step: int, metrics) -> None:
     host = {k: float(v) for k, v in jax.device_get(metrics).items()}

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
+from data_pipelines import instructions as instruction_pools
 from data_pipelines import mixing
 from data_pipelines.pipeline import TrainBatchSpec, eval_batches
 from data_pipelines.records import Record
@@ -38,7 +39,8 @@ from jreid.methods.base import Method
 from jreid.methods.export import exported_towers
 from jreid.methods.instruct.kinds import CAPTION, ENCODERS, NONE, TEMPLATE, TEXT, ratio_key
 from jreid.methods.instruct.net import InstructNet, Outputs
-from jreid.methods.instruct.tasks import EvalInstructions, InstructionCompanions, Outfits, task_records
+from jreid.methods.instruct.tasks import (EvalInstructions, InstructionCompanions, Outfits, task_records,
+                                          trainable_tasks)
 from jreid.methods.text import TextTokens, method_tokenizer, tokenizer_cache_dir
 from jreid.methods.towers import local_text_tower, vision_tower
 from jreid.models import bert as bert_lib
@@ -77,7 +79,8 @@ class InstructReID(Method):
     if self.tokenizer is None and self.bert is not None:
       self.tokenizer = bert_lib.load_wordpiece_tokenizer(os.path.join(m.instruction.bert, bert_lib.TOKENIZER_DIR))
     elif self.tokenizer is None:
-      self.tokenizer = method_tokenizer(config, self.train_set, tokenizer_cache_dir())
+      sentences = [s for kind in config.data.tasks for s in instruction_pools.POOLS.get(kind, ())]
+      self.tokenizer = method_tokenizer(config, self.train_set, tokenizer_cache_dir(), sentences)
     self.vision, self.template, self.text = self._tower_configs()
     self.towers = {name: tower for name, tower in (("vision", self.vision), ("template", self.template),
                                                    ("text", self.text), ("bert", self.bert)) if tower is not None}
@@ -89,6 +92,17 @@ class InstructReID(Method):
     self.pretrained = self.read_pretrained(sizes, text=self.text is not None)
     if self.bert is not None and m.instruction.bert:  # an export's config names no BERT
       self.pretrained["bert"] = jax.tree.map(np.asarray, bert_lib.load_bert(m.instruction.bert)[1])
+
+  @classmethod
+  def fit_to_data(cls, config: ConfigDict, name: str, records: Sequence[Record]) -> None:
+    """Drops from config.data.tasks the tasks without training rows in `records`, one line each saying what
+    they need; none left is an error."""
+    kept, skipped = trainable_tasks(config.data.tasks, records)
+    for kind, needs in skipped.items():
+      print(f"{config.method}: skipping training task {kind!r}: {name} has no {needs}")
+    if not kept:
+      raise ValueError(f"none of config.data.tasks {tuple(config.data.tasks)} has training rows in {name}")
+    config.data.tasks = tuple(kept)
 
   def _bert_tower(self) -> bert_lib.BertConfig | None:
     """The BERT instruction tower: an export's, else model.instruction.bert's in the image tower's dtypes; None

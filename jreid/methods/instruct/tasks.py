@@ -87,6 +87,23 @@ def task_records(kind: str, records: Sequence[Record], outfits: Outfits) -> list
   raise ValueError(f"unknown Instruct-ReID task {kind!r}; expected one of {ALL_TASKS}")
 
 
+# What each task's rows need, for the line that says why a training set skips it.
+NEEDS = {
+    "traditional": "full-resolution photos", "clothes_changing": "full-resolution photos",
+    "visible_infrared": "identities with both photos and infrared images", "text": "captioned photos",
+    "clothes_template": "outfits with a clothes-template image", "language_instructed": "outfits with a description",
+    "cross_resolution": "identities with both photos and low-resolution copies",
+    "sketch": "identities with both photos and sketches", "text+sketch": "identities with photos and captioned sketches",
+}
+
+
+def trainable_tasks(kinds: Sequence[str], records: Sequence[Record]) -> tuple[list[str], dict[str, str]]:
+  """The task kinds among `kinds` that have training rows in `records`, and for the others what they need."""
+  outfits = Outfits(records)
+  kept = [kind for kind in kinds if task_records(kind, records, outfits)]
+  return kept, {kind: NEEDS[kind] for kind in kinds if kind not in kept}
+
+
 class InstructionCompanions:
   """Per training row of one task: its identity, its instruction (token ids or a template) and the kind.
 

@@ -102,6 +102,7 @@ class ITKM(Method):
   """ITKM: unsupervised, in the phases of jreid.methods.itkm.phases; `num_classes` is not used."""
 
   query_kinds = ("image",)
+  labelled = False
   scenario_names = SCENARIOS
   clothes_change_index = SCENARIOS.index("clothes_change")
 
