@@ -29,11 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from tqdm import tqdm
 
 from data_pipelines.images import ImageError, decode_image
 from data_pipelines.records import Record
 from jreid import cli, inference
+from jreid.progress import Progress
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
 INDEX_FORMAT = "jreid-index"
@@ -106,7 +106,7 @@ def _unreadable(paths: Sequence[str]) -> dict[str, str]:
   return bad
 
 
-def _encode_shard(encoder: inference.Encoder, chunk: Sequence[str], progress: tqdm) -> tuple[np.ndarray, np.ndarray]:
+def _encode_shard(encoder: inference.Encoder, chunk: Sequence[str], progress: Progress) -> tuple[np.ndarray, np.ndarray]:
   """(features of the readable images, readable mask [len(chunk)]) of one shard's image paths.
 
   An unreadable image is reported on one line and left out: the first one the
@@ -179,7 +179,7 @@ def build_index(encoder: inference.Encoder, folder: str, index_dir: str, shard_s
   done = len(paths) - sum(len(paths[s * shard_size:(s + 1) * shard_size]) for s in todo)
   if done:
     print(f"resuming: {done} of {len(paths)} images already indexed")
-  with tqdm(total=len(paths), initial=done, unit="img", desc="index", disable=not show_progress) as progress:
+  with Progress(len(paths), "index", "img", initial=done, enabled=show_progress) as progress:
     for shard in todo:
       chunk = [os.path.join(folder, p) for p in paths[shard * shard_size:(shard + 1) * shard_size]]
       features, readable = _encode_shard(encoder, chunk, progress)
