@@ -144,6 +144,6 @@ def print_summary(results: dict[str, dict[str, Any]], workdir: str, elapsed: flo
   print()
   print(f"finished in {elapsed / 60:.1f} min")
   print(f"  checkpoints : {os.path.join(workdir, 'checkpoints')}")
-  print(f"  tensorboard : {os.path.join(workdir, 'tensorboard')}  (tensorboard --logdir {workdir})")
+  print(f"  tensorboard : {os.path.join(workdir, 'tensorboard')}  (tensorboard --logdir {workdir}; viewer: pip install 'jreid[tensorboard]')")
   print(f"  results     : {os.path.join(workdir, 'results.md')}, results.json")
   print(f"  ranked lists: {os.path.join(workdir, 'ranked')}/<task>.png")
