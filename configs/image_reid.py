@@ -29,6 +29,9 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   c.data.num_workers = 2
   c.data.train_modalities = ("rgb", "ir", "sketch")  # clothes templates show no person
   c.data.balance_modalities = ()
+  # An unreadable training image: 'skip' trains on another image of its identity (a warning names the file,
+  # the count is printed at the end of training); 'fail' stops the run naming the file.
+  c.data.on_bad_image = "skip"
   # Random erasing, colour jitter and grayscale slow a small from-scratch ViT down too much for the CPU
   # budget (benchmarks/CPU_PRESET.md); the gpu preset turns them on.
   c.data.augment = ConfigDict(dict(padding=8, flip=True, erasing=0.0, color_jitter=0.0, grayscale=0.0,

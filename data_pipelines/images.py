@@ -9,7 +9,11 @@ from PIL import Image
 
 
 class ImageError(ValueError):
-  """An image could not be decoded; the message names its file."""
+  """An image could not be decoded; the message names its file, `path`."""
+
+  def __init__(self, message: str, path: str = ""):
+    super().__init__(message)
+    self.path = path
 
 
 def decode_image(data: str | bytes, size: tuple[int, int], name: str = "") -> np.ndarray:
@@ -30,7 +34,7 @@ def decode_image(data: str | bytes, size: tuple[int, int], name: str = "") -> np
       return np.asarray(image, dtype=np.uint8)
   except Exception as error:  # pylint: disable=broad-except
     # PIL signals bad data with many exception types (OSError, SyntaxError, struct.error, ...).
-    raise ImageError(f"cannot read image {name!r}: {error}") from error
+    raise ImageError(f"cannot read image {name!r}: {error}", name) from error
 
 
 def random_flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

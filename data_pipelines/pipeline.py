@@ -44,8 +44,8 @@ class TrainBatchSpec:
   """What one training batch is: P identities x K images at image_size.
 
   on_bad_image: 'skip' replaces an image that cannot be decoded by another
-  image of the same identity (the batch's 'replaced' field marks the row and
-  the file is logged); 'fail' raises ImageError naming the file.
+  image of the same identity (the batch's 'replaced' and 'unreadable' fields
+  mark the row and the file is logged); 'fail' raises ImageError naming the file.
   """
 
   image_size: tuple[int, int]
@@ -119,6 +119,7 @@ class TaskRows:
         "clothes": np.array([r.clothes_id for r in records], np.int32),
         "index": used.astype(np.int32),
         "replaced": (used != indices).astype(np.int32),
+        "unreadable": np.where(used != indices, indices, -1).astype(np.int32),
         **self._companions(used, batch, rows),
     }
 
@@ -188,6 +189,30 @@ class _LoadTrainBatch:
     return self.rows.load(indices, int(index), range(mine.start, mine.stop))
 
 
+class CountUnreadable:
+  """A stream of batches that adds the (task, record) pairs of their 'unreadable' rows to `seen`."""
+
+  def __init__(self, batches, seen: set[tuple[int, int]]):
+    self.batches, self.seen = batches, seen
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    batch = next(self.batches)
+    if "unreadable" in batch:
+      rows = batch["unreadable"] >= 0
+      tasks = batch["task"][rows] if "task" in batch else np.zeros(rows.sum(), np.int32)
+      self.seen.update(zip(tasks.tolist(), batch["unreadable"][rows].tolist()))
+    return batch
+
+  def get_state(self) -> dict:
+    return self.batches.get_state()
+
+  def set_state(self, state: dict) -> None:
+    self.batches.set_state(state)
+
+  def close(self) -> None:
+    self.batches.close()
+
+
 def batch_stream(load_batch: Callable[[int], dict[str, np.ndarray]], num_workers: int = 0,
                  num_threads: int = 2, buffer_size: int = 4) -> grain.IterDataset:
   """An endless, checkpointable stream of load_batch(0), load_batch(1), ...
@@ -210,7 +235,8 @@ def train_dataset(data: Sequence[Record] | Source, spec: TrainBatchSpec, num_wor
   `data`: records (images read from their paths) or a Source (e.g.
   sources.tfds_source). Keys: image uint8 [B, H, W, 3]; label (dense, 0..N-1),
   camid, modality (index in MODALITIES), clothes, index (the record), replaced
-  (1 where a bad image was replaced), all int32 [B]; plus, with `companions`,
+  (1 where a bad image was replaced), unreadable (the record whose image was
+  replaced, -1 elsewhere), all int32 [B]; plus, with `companions`,
   its keys (e.g. sketch uint8 [B, H, W, 3], text int32 [B, L]) for the record
   each row holds. Batch i is a pure function of (data, spec, companions, i):
   resuming from the iterator state, or changing the worker count, yields the

@@ -1,18 +1,19 @@
-"""Run an absl main as a command-line tool: `--help` exits 0, and a user mistake
-(bad config key or value, missing file) prints one line and exits 1; set
-JREID_TRACEBACK=1 for the full traceback."""
+"""Run a command-line tool (absl or argparse): `--help` exits 0, and a user mistake
+(bad config key or value, missing file or folder) prints one line and exits 1;
+set JREID_TRACEBACK=1 for the full traceback."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 from absl import app
 
 TRACEBACK_ENV = "JREID_TRACEBACK"
 HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
-USER_ERRORS = (KeyError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, FloatingPointError)
+USER_ERRORS = (KeyError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, FileExistsError,
+               IsADirectoryError, PermissionError, FloatingPointError)
 
 
 def one_line(error: BaseException) -> str:
@@ -22,16 +23,22 @@ def one_line(error: BaseException) -> str:
   return f"{type(error).__name__}: {'; '.join(lines)}"
 
 
-def run(main: Callable) -> None:
-  """app.run(main) with one-line user errors (unless $JREID_TRACEBACK is set) and a zero exit for --help."""
+def guarded(command: Callable[[], Any], user_errors: tuple[type[BaseException], ...] = ()) -> Any:
+  """command(), a user mistake (USER_ERRORS or user_errors) exiting 1 with one line unless $JREID_TRACEBACK is set."""
   if os.environ.get(TRACEBACK_ENV):
-    app.run(main)
-    return
+    return command()
   try:
-    app.run(main)
+    return command()
+  except (*USER_ERRORS, *user_errors) as error:
+    print(f"error: {one_line(error)} (set {TRACEBACK_ENV}=1 for the traceback)", file=sys.stderr)
+    sys.exit(1)
+
+
+def run(main: Callable) -> None:
+  """app.run(main) with one-line user errors (see guarded) and a zero exit for --help."""
+  try:
+    guarded(lambda: app.run(main))
   except SystemExit as exit_:
     if exit_.code == 1 and any(arg in HELP_FLAGS for arg in sys.argv[1:]):
       sys.exit(0)
     raise
-  except USER_ERRORS as error:
-    sys.exit(f"error: {one_line(error)} (set {TRACEBACK_ENV}=1 for the traceback)")

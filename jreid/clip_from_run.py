@@ -20,7 +20,7 @@ import sys
 import jax
 
 from data_pipelines.datasets import load_data, training_records
-from jreid import methods
+from jreid import cli, methods
 from jreid.inference import read_run_config
 from jreid.models import CLIPConfig, save_clip
 from jreid.models.editing import EDITING_PARAMS
@@ -57,7 +57,7 @@ def main(argv=None) -> None:
   parser.add_argument("--dst", required=True, help="the CLIP model directory to write")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
   args = parser.parse_args(argv)
-  clip_from_run(args.workdir, args.dst, args.step)
+  cli.guarded(lambda: clip_from_run(args.workdir, args.dst, args.step))
   print(f"wrote {args.dst}; start a run from it with --config.model.init={args.dst}")
 
 

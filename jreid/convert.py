@@ -33,7 +33,7 @@ import numpy as np
 import safetensors
 import transformers
 
-from jreid import inference
+from jreid import cli, inference
 from jreid.models import bert as bert_lib
 from jreid.models import (
     CLIPConfig,
@@ -452,13 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  """Runs the command line; argv excludes the program name."""
-  parser = build_parser()
-  args = parser.parse_args(argv)
-  try:
-    args.run(args)
-  except (FileNotFoundError, ImportError, ValueError) as e:
-    parser.exit(1, f"error: {e}\n")
+  """Runs the command line; argv excludes the program name. Bad input exits with status 1 and one line (jreid.cli)."""
+  args = build_parser().parse_args(argv)
+  cli.guarded(lambda: args.run(args), (ImportError,))
 
 
 if __name__ == "__main__":

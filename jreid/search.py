@@ -6,7 +6,8 @@
     python -m jreid.search query --index INDEX --queries QUERIES.jsonl
 
 `index` encodes every image under FOLDER (recursively) into feature shards
-under INDEX; run the same command again to finish an interrupted index.
+under INDEX, leaving out unreadable images (a warning line each, their count
+at the end); run the same command again to finish an interrupted index.
 `query` prints each query's top-k gallery images with their cosine scores and
 draws them in a picture. A query is an --image, a --sketch, a --text, or a
 combination the model encodes (image + instruction, image + template, text +
@@ -28,11 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from tqdm import tqdm
 
-from data_pipelines.images import ImageError
+from data_pipelines.images import ImageError, decode_image
 from data_pipelines.records import Record
-from jreid import inference
+from jreid import cli, inference
+from jreid.progress import Progress
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
 INDEX_FORMAT = "jreid-index"
@@ -78,7 +79,13 @@ def list_images(folder: str) -> tuple[list[str], list[str]]:
 
 
 def _shard_path(index_dir: str, shard: int) -> str:
-  return os.path.join(index_dir, f"features-{shard:05d}.npy")
+  return os.path.join(index_dir, f"features-{shard:05d}.npz")
+
+
+def _write_json(path: str, value: Any) -> None:
+  with open(path + ".tmp", "w") as f:
+    json.dump(value, f, indent=2)
+  os.replace(path + ".tmp", path)
 
 
 def _load_model(directory: str, batch_size: int) -> inference.Encoder:
@@ -88,9 +95,76 @@ def _load_model(directory: str, batch_size: int) -> inference.Encoder:
     raise SearchError(f"--model: {e}") from e
 
 
+def _unreadable(paths: Sequence[str]) -> dict[str, str]:
+  """path -> why, of the images that PIL cannot decode (a full decode, at a small size)."""
+  bad = {}
+  for path in paths:
+    try:
+      decode_image(path, (32, 16))
+    except ImageError as error:
+      bad[path] = str(error)
+  return bad
+
+
+def _encode_shard(encoder: inference.Encoder, chunk: Sequence[str], progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+  """(features of the readable images, readable mask [len(chunk)]) of one shard's image paths.
+
+  An unreadable image is reported on one line and left out: the first one the
+  model meets makes every image of the shard be checked, and the shard encoded again without them.
+  """
+  skipped: set[str] = set()
+  start = progress.n
+  while True:
+    kept = [p for p in chunk if p not in skipped]
+    try:
+      features = encoder.encode_images(kept, on_chunk=progress.update) if kept else np.zeros((0, 0), np.float32)
+      break
+    except ImageError as error:
+      if error.path not in kept:
+        raise
+      bad = _unreadable(kept) or {error.path: str(error)}
+      for why in bad.values():
+        progress.write(f"warning: skipping an unreadable image: {why}", file=sys.stderr)
+      skipped.update(bad)
+      progress.update(start - progress.n)
+  progress.update(start + len(chunk) - progress.n)
+  return features, np.array([p not in skipped for p in chunk])
+
+
+def _start_index(index_dir: str, meta: dict[str, Any], paths: list[str]) -> None:
+  """Writes index.json and paths.json into index_dir, unless they are there for the same images and model.
+
+  An interrupted index of other images or another model starts again; a complete one is refused.
+  """
+  meta_path, paths_path = os.path.join(index_dir, INDEX_FILE), os.path.join(index_dir, PATHS_FILE)
+  if os.path.isfile(meta_path):
+    with open(meta_path) as f, open(paths_path) as g:
+      old_meta, old_paths = json.load(f), json.load(g)
+    if old_meta == meta and old_paths == paths:
+      return
+    shards = [_shard_path(index_dir, s) for s in range(-(-len(old_paths) // old_meta["shard_size"]))]
+    if old_meta.get("format") != INDEX_FORMAT or all(os.path.isfile(s) for s in shards):
+      raise SearchError(f"{index_dir!r} holds an index of other images, or of another model or shard size: "
+                        "remove it or choose another --out")
+    print(f"the interrupted index in {index_dir} is of other images or another model: starting it again")
+    os.remove(meta_path)
+    for shard in shards:
+      if os.path.isfile(shard):
+        os.remove(shard)
+  elif os.path.isdir(index_dir) and {n for n in os.listdir(index_dir) if not n.endswith(".tmp")} - {PATHS_FILE}:
+    raise SearchError(f"--out {index_dir!r} exists and holds no index: choose an empty or new folder")
+  os.makedirs(index_dir, exist_ok=True)
+  _write_json(paths_path, paths)
+  _write_json(meta_path, meta)  # Last: an index.json means paths.json is complete.
+
+
 def build_index(encoder: inference.Encoder, folder: str, index_dir: str, shard_size: int = 4096,
                 show_progress: bool = True) -> dict[str, Any]:
-  """Encodes the images under folder into feature shards in index_dir, skipping shards already written."""
+  """Encodes the images under folder into feature shards in index_dir, skipping shards already written.
+
+  Unreadable images are left out of the index with a warning line each;
+  `num_skipped` in the returned index.json dict counts them (over every shard, earlier runs' included).
+  """
   folder, index_dir = os.path.abspath(folder), os.path.abspath(index_dir)
   paths, others = list_images(folder)
   if not paths:
@@ -99,34 +173,26 @@ def build_index(encoder: inference.Encoder, folder: str, index_dir: str, shard_s
     print(f"skipping {len(others)} files that are not images, e.g. {others[0]}")
   meta = {"format": INDEX_FORMAT, "model": encoder.directory, "model_fingerprint": encoder.fingerprint,
           "images": folder, "num_images": len(paths), "shard_size": shard_size}
-  meta_path, paths_path = os.path.join(index_dir, INDEX_FILE), os.path.join(index_dir, PATHS_FILE)
-  if os.path.isfile(meta_path):
-    with open(meta_path) as f, open(paths_path) as g:
-      if json.load(f) != meta or json.load(g) != paths:
-        raise SearchError(f"{index_dir!r} holds an index of other images, or of another model or shard size: "
-                          "remove it or choose another --out")
-  elif os.path.isdir(index_dir) and set(os.listdir(index_dir)) - {PATHS_FILE}:
-    raise SearchError(f"--out {index_dir!r} exists and holds no index: choose an empty or new folder")
-  else:
-    os.makedirs(index_dir, exist_ok=True)
-    with open(paths_path, "w") as f:
-      json.dump(paths, f)
-    with open(meta_path, "w") as f:
-      json.dump(meta, f, indent=2)
+  _start_index(index_dir, meta, paths)
   shards = range(-(-len(paths) // shard_size))
   todo = [s for s in shards if not os.path.isfile(_shard_path(index_dir, s))]
   done = len(paths) - sum(len(paths[s * shard_size:(s + 1) * shard_size]) for s in todo)
   if done:
     print(f"resuming: {done} of {len(paths)} images already indexed")
-  with tqdm(total=len(paths), initial=done, unit="img", desc="index", disable=not show_progress) as progress:
+  with Progress(len(paths), "index", "img", initial=done, enabled=show_progress) as progress:
     for shard in todo:
       chunk = [os.path.join(folder, p) for p in paths[shard * shard_size:(shard + 1) * shard_size]]
-      features = encoder.encode_images(chunk, on_chunk=progress.update)
+      features, readable = _encode_shard(encoder, chunk, progress)
       target = _shard_path(index_dir, shard)
       with open(target + ".tmp", "wb") as f:
-        np.save(f, features)
+        np.savez(f, features=features, readable=readable)
       os.replace(target + ".tmp", target)
-  return meta
+  return {**meta, "num_skipped": int(sum((~_readable(index_dir, s)).sum() for s in shards))}
+
+
+def _readable(index_dir: str, shard: int) -> np.ndarray:
+  with np.load(_shard_path(index_dir, shard)) as data:
+    return data["readable"]
 
 
 def read_index(index_dir: str) -> tuple[dict[str, Any], list[str]]:
@@ -152,17 +218,24 @@ def _shard_topk(queries: jax.Array, shard: jax.Array, num_valid: jax.Array, k: i
 
 
 def search(index_dir: str, meta: dict[str, Any], queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-  """(scores, gallery indices) [Q, k] best first: per-shard top-k on the device, merged on the host."""
+  """(scores, gallery indices into paths.json) [Q, k] best first: per-shard top-k on the device, merged on the host.
+
+  Images skipped as unreadable are never returned; k is at most the number of indexed images.
+  """
   size = meta["shard_size"]
-  k = min(k, meta["num_images"])
+  shards = range(-(-meta["num_images"] // size))
+  k = min(k, int(sum(_readable(index_dir, s).sum() for s in shards)))
   scores, indices = [], []
-  for shard in range(-(-meta["num_images"] // size)):
-    features = np.load(_shard_path(index_dir, shard))
+  for shard in shards:
+    with np.load(_shard_path(index_dir, shard)) as data:
+      features, positions = data["features"], np.flatnonzero(data["readable"]) + shard * size
+    if not len(features):
+      continue
     padded = np.zeros((size, features.shape[1]), np.float32)
     padded[:len(features)] = features
     s, i = _shard_topk(queries, padded, len(features), k=min(k, size))
     scores.append(np.asarray(s))
-    indices.append(np.asarray(i) + shard * size)
+    indices.append(positions[np.minimum(np.asarray(i), len(features) - 1)])  # Padding rows score -inf.
   scores, indices = np.concatenate(scores, 1), np.concatenate(indices, 1)
   order = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # Ties: the lower gallery index first.
   return np.take_along_axis(scores, order, 1), np.take_along_axis(indices, order, 1)
@@ -270,7 +343,8 @@ def save_picture(path: str, queries: Sequence[dict[str, str]], scores: np.ndarra
 def _run_index(args: argparse.Namespace) -> None:
   encoder = _load_model(args.model, args.batch_size)
   meta = build_index(encoder, args.images, args.out, args.shard_size)
-  print(f"indexed {meta['num_images']} images of {meta['images']} into {os.path.abspath(args.out)}")
+  print(f"indexed {meta['num_images'] - meta['num_skipped']} images of {meta['images']} into "
+        f"{os.path.abspath(args.out)}; skipped {meta['num_skipped']} unreadable images")
 
 
 def _run_query(args: argparse.Namespace) -> None:
@@ -336,15 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  """Runs the command line; argv excludes the program name. Bad input exits with status 1 and a message."""
-  parser = build_parser()
-  args = parser.parse_args(argv)
+  """Runs the command line; argv excludes the program name. Bad input exits with status 1 and one line (jreid.cli)."""
+  args = build_parser().parse_args(argv)
   try:
-    args.run(args)
-  except (SearchError, ImageError, inference.UnsupportedQueryError) as e:
-    parser.exit(1, f"error: {e}\n")
+    cli.guarded(lambda: args.run(args), (SearchError, ImageError))
   except KeyboardInterrupt:
-    parser.exit(130, "interrupted (an index resumes when the same command runs again)\n")
+    print("interrupted (an index resumes when the same command runs again)", file=sys.stderr)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

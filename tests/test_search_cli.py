@@ -108,17 +108,67 @@ def test_interrupted_index_resumes(e2e, tmp_path, capsys):
   encoder = inference.load(str(root / "model"))
   out = tmp_path / "index"
   search.build_index(encoder, str(root / "gallery"), str(out), shard_size=8, show_progress=False)
-  first = np.load(out / "features-00000.npy")
-  finished = (out / "features-00000.npy").stat().st_mtime_ns
-  (out / "features-00002.npy").unlink()  # as if stopped while encoding shard 2
+  first = np.load(out / "features-00000.npz")["features"]
+  finished = (out / "features-00000.npz").stat().st_mtime_ns
+  (out / "features-00002.npz").unlink()  # as if stopped while encoding shard 2
   with pytest.raises(SystemExit, match="1"):
     search.main(["query", "--index", str(out), "--image", str(root / e2e[3][0]["query"]["image"])])
   assert "is incomplete (1 shards missing)" in capsys.readouterr().err
   search.build_index(encoder, str(root / "gallery"), str(out), shard_size=8, show_progress=False)
   assert "resuming: " in capsys.readouterr().out
-  assert (out / "features-00000.npy").stat().st_mtime_ns == finished
-  assert (out / "features-00002.npy").is_file()
-  np.testing.assert_array_equal(np.load(out / "features-00000.npy"), first)
+  assert (out / "features-00000.npz").stat().st_mtime_ns == finished
+  assert (out / "features-00002.npz").is_file()
+  np.testing.assert_array_equal(np.load(out / "features-00000.npz")["features"], first)
+
+
+def _shards(index):
+  return {p.name: np.load(p)["features"] for p in sorted(index.glob("features-*.npz"))}
+
+
+def test_killed_index_resumes_to_the_clean_result(e2e, tmp_path, monkeypatch, capsys):
+  """Stopped (Ctrl-C) in the middle of shard 2, the same command finishes the index: equal to one never stopped."""
+  root = e2e[0]
+  argv = ["index", "--model", str(root / "model"), "--images", str(root / "gallery"), "--shard-size", "8"]
+  search.main([*argv, "--out", str(tmp_path / "clean")])
+  encode, calls = inference.Encoder.encode_images, []
+
+  def stop_at_shard_2(self, paths, on_chunk=None):
+    calls.append(len(paths))
+    if len(calls) == 3:
+      on_chunk(3)
+      raise KeyboardInterrupt
+    return encode(self, paths, on_chunk)
+
+  monkeypatch.setattr(inference.Encoder, "encode_images", stop_at_shard_2)
+  with pytest.raises(SystemExit, match="130"):
+    search.main([*argv, "--out", str(tmp_path / "index")])
+  assert sorted(_shards(tmp_path / "index")) == ["features-00000.npz", "features-00001.npz"]
+  monkeypatch.setattr(inference.Encoder, "encode_images", encode)
+  capsys.readouterr()
+  search.main([*argv, "--out", str(tmp_path / "index")])
+  assert "resuming: 16 of " in capsys.readouterr().out
+  clean, resumed = _shards(tmp_path / "clean"), _shards(tmp_path / "index")
+  assert sorted(clean) == sorted(resumed) and len(clean) > 2
+  for name in clean:
+    np.testing.assert_array_equal(resumed[name], clean[name])
+
+
+def test_index_skips_unreadable_images_with_their_count(e2e, tmp_path, capsys):
+  root = e2e[0]
+  broken = tmp_path / "broken"
+  shutil.copytree(root / "gallery", broken)
+  (broken / "00000" / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+  good = sorted(broken.glob("*/photo_*"))[3]
+  (broken / "00001" / "cut.jpg").write_bytes(good.read_bytes()[:200])
+  search.main(["index", "--model", str(root / "model"), "--images", str(broken), "--out", str(tmp_path / "index")])
+  out, err = capsys.readouterr()
+  warnings = [line for line in err.splitlines() if line.startswith("warning: skipping an unreadable image")]
+  assert len(warnings) == 2 and "truncated.png" in warnings[0] and "cut.jpg" in warnings[1]
+  assert "skipped 2 unreadable images" in out
+  search.main(["query", "--index", str(tmp_path / "index"), "--image", str(good), "--topk", "1000"])
+  ranked = capsys.readouterr().out
+  assert "truncated.png" not in ranked and "cut.jpg" not in ranked
+  assert len([line for line in ranked.splitlines() if line.startswith("  ")]) == len(list(broken.glob("*/photo_*")))
 
 
 def _fails(capsys, argv, message):
@@ -144,8 +194,6 @@ def test_bad_input_is_a_clear_error(e2e, tmp_path, capsys):
   _fails(capsys, ["index", "--model", str(root / "run"), "--images", str(root / "gallery"), "--out",
                   str(tmp_path / "i")], "is a training run: export it first")
   _fails(capsys, ["query", "--index", str(root / "gallery"), "--image", query], "is not an index")
-  broken = tmp_path / "broken"
-  shutil.copytree(root / "gallery", broken)
-  (broken / "00000" / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-  _fails(capsys, ["index", "--model", model, "--images", str(broken), "--out", str(tmp_path / "j")],
-         "cannot read image")
+  (tmp_path / "file").write_text("")
+  _fails(capsys, ["index", "--model", model, "--images", str(root / "gallery"), "--out", str(tmp_path / "file")],
+         "FileExistsError")

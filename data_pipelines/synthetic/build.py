@@ -166,7 +166,8 @@ def _generate(directory: str, size: str, seed: int, config: Config, num_workers:
     results = pool.imap(_render_identity, jobs, chunksize=max(1, len(jobs) // (8 * workers))) if pool else map(
       _render_identity, jobs)
     try:
-      rendered = list(tqdm(results, total=len(jobs), desc=f"synthetic {size}-{seed}", unit="id"))
+      # A bar on a terminal only (disable=None): no redraws in a log.
+      rendered = list(tqdm(results, total=len(jobs), desc=f"synthetic {size}-{seed}", unit="id", disable=None))
     finally:
       if pool:
         pool.close()

@@ -6,10 +6,9 @@ from typing import Callable, Sequence
 
 import jax
 import numpy as np
-from tqdm import tqdm
-
 from data_pipelines.pipeline import eval_batches
 from data_pipelines.records import Record
+from jreid.progress import Progress
 
 
 def padded_chunks(values: np.ndarray, batch_size: int) -> np.ndarray:
@@ -24,7 +23,8 @@ def extract_image_features(encode: Callable, records: Sequence[Record], image_si
   """Features [N, D] of the records' images; `encode(uint8 [B, H, W, 3]) -> [B, D]` is jitted once."""
   chunks = []
   total = -(-len(records) // batch_size)
-  for images, count in tqdm(eval_batches(records, image_size, batch_size), total=total, desc=desc, leave=False,
-                            disable=total < 4):
-    chunks.append(encode(images)[:count])
+  with Progress(total, desc, "batch", leave=False, enabled=total >= 4, every_percent=25) as progress:
+    for images, count in eval_batches(records, image_size, batch_size):
+      chunks.append(encode(images)[:count])
+      progress.update()
   return np.asarray(jax.device_get(jax.numpy.concatenate(chunks)), np.float32)

@@ -14,6 +14,7 @@ from data_pipelines.records import EvalTask, ReIDData
 from jreid.eval.chance import chance_metrics
 from jreid.eval.evaluate import evaluate
 from jreid.eval.visualize import save_ranked_results
+from jreid.progress import write
 
 REPORTED = ("mAP", "rank1", "rank5", "rank10", "mINP")
 
@@ -63,10 +64,12 @@ def evaluate_tasks(config: ConfigDict, method, state, data: ReIDData, workdir: s
   todo = [(name, None, task) for name, task in chosen.items()]
   if config.eval.get("missing_modalities", False):
     todo += [(name, parent, task) for name, (parent, task) in missing_modality_tasks(chosen).items()]
-  for name, parent, task in todo:
+  for number, (name, parent, task) in enumerate(todo, 1):
     if task.query_kind not in method.query_kinds:
       results[name] = {"protocol": task.protocol, "skipped": f"{config.method} cannot encode {task.query_kind} queries"}
       continue
+    write(f"evaluating {name} ({number}/{len(todo)}): {len(task.query)} {task.query_kind} queries, "
+          f"{len(task.gallery)} gallery images")
     gallery_key = tuple(task.gallery)  # whole records: a method may encode a gallery item's instruction too
     if gallery_key not in gallery_cache:
       gallery_cache[gallery_key] = method.encode_records(state, task.gallery, "image", config.eval.batch_size)
@@ -141,6 +144,6 @@ def print_summary(results: dict[str, dict[str, Any]], workdir: str, elapsed: flo
   print()
   print(f"finished in {elapsed / 60:.1f} min")
   print(f"  checkpoints : {os.path.join(workdir, 'checkpoints')}")
-  print(f"  tensorboard : {os.path.join(workdir, 'tensorboard')}  (tensorboard --logdir {workdir})")
+  print(f"  tensorboard : {os.path.join(workdir, 'tensorboard')}  (tensorboard --logdir {workdir}; viewer: pip install 'jreid[tensorboard]')")
   print(f"  results     : {os.path.join(workdir, 'results.md')}, results.json")
   print(f"  ranked lists: {os.path.join(workdir, 'ranked')}/<task>.png")

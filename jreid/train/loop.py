@@ -39,7 +39,8 @@ def batch_spec(config: ConfigDict, mesh: Mesh | None = None) -> pipeline.TrainBa
   return pipeline.TrainBatchSpec(
       image_size=tuple(config.model.vision.image_size), num_ids=data.num_ids, num_instances=data.num_instances,
       seed=config.seed, augment=pipeline.AugmentConfig(**data.augment.to_dict()),
-      balance_modalities=tuple(data.balance_modalities), process_index=block, process_count=blocks)
+      balance_modalities=tuple(data.balance_modalities), process_index=block, process_count=blocks,
+      on_bad_image=data.get("on_bad_image", "skip"))  # Runs saved before the key default to 'skip'.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +104,9 @@ def train(config: ConfigDict, workdir: str, method: Trainable, hooks: Sequence[H
         run.train(dataclasses.replace(phase, hooks=phase.hooks + tuple(hooks)))
   finally:
     run.close()
+  if run.unreadable:
+    print(f"skipped {len(run.unreadable)} unreadable training images (data.on_bad_image='skip'): "
+          "the warnings above name them")
   return run.state, run.history
 
 
@@ -137,6 +141,7 @@ class _Run:
     self.log = RunLog(self.writer, self.progress, enabled=main)
     self.history = {}
     self.preemption = PreemptionWatch()
+    self.unreadable = set()  # (task, record index) of the unreadable images this process's batches replaced
     self._steps = {}  # (loss, tx) -> its compiled step
 
   def close(self) -> None:
@@ -153,7 +158,7 @@ class _Run:
     resumed = step > phase.start
     if not resumed and phase.on_enter is not None:
       self.state = phase.on_enter(self.state, self.log)
-    batches = phase.batches(self.state)
+    batches = pipeline.CountUnreadable(phase.batches(self.state), self.unreadable)
     try:
       if resumed:
         batches.set_state(self.data_state)

@@ -49,12 +49,18 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
 
 
 class NonFiniteLossError(FloatingPointError):
-  """A loss term became NaN or Inf; the message names the step and the term."""
+  """A loss term became NaN or Inf; the message names the step and the first such term."""
 
 
 def check_finite(step: int, metrics: dict[str, float]) -> None:
-  """Raises NonFiniteLossError naming the step and every offending term."""
-  bad = {name: value for name, value in metrics.items() if not np.isfinite(value)}
+  """Raises NonFiniteLossError naming the step and the first non-finite term, then the others.
+
+  The method's loss terms come first (by name), then the total `loss`, then the gradient norms: the first one
+  named is where the run broke, the others follow from it.
+  """
+  bad = sorted((name for name, value in metrics.items() if not np.isfinite(value)),
+               key=lambda name: (name.startswith("grad_norm"), name == "loss", name))
   if bad:
-    terms = ", ".join(f"{name}={value}" for name, value in sorted(bad.items()))
-    raise NonFiniteLossError(f"non-finite loss at step {step}: {terms}")
+    first, *others = (f"{name}={metrics[name]}" for name in bad)
+    also = f" (then {', '.join(others)})" if others else ""
+    raise NonFiniteLossError(f"non-finite loss at step {step}: {first}{also}")

@@ -6,7 +6,8 @@ import os
 import time
 
 from tensorboardX import SummaryWriter
-from tqdm import tqdm
+
+from jreid import progress
 
 
 class MetricWriter:
@@ -32,10 +33,10 @@ class MetricWriter:
 
 
 class Progress:
-  """tqdm bar over training steps showing loss and images/s."""
+  """Progress over training steps showing loss and images/s (a bar on a terminal, else a line every 10%)."""
 
   def __init__(self, start: int, total: int, batch_size: int, enabled: bool = True):
-    self._bar = tqdm(initial=start, total=total, desc="train", unit="step", dynamic_ncols=True, disable=not enabled)
+    self._bar = progress.Progress(total, "train", "step", initial=start, enabled=enabled)
     self._batch_size = batch_size
     self._last_step, self._last_time = start, time.perf_counter()
     self._rate = None
@@ -45,17 +46,14 @@ class Progress:
     now = time.perf_counter()
     rate = (step - self._last_step) * self._batch_size / max(now - self._last_time, 1e-9)
     self._rate = rate if self._rate is None else 0.95 * self._rate + 0.05 * rate
-    self._bar.update(step - self._last_step)
     self._bar.set_postfix(loss=f"{metrics['loss']:.4f}", img_s=f"{self._rate:.0f}")
+    self._bar.update(step - self._last_step)
     self._last_step, self._last_time = step, now
     return self._rate
 
   def write(self, line: str) -> None:
     """A console line (above the bar while it shows)."""
-    if self._bar.disable:
-      print(line, flush=True)
-    else:
-      self._bar.write(line)
+    self._bar.write(line)
 
   def close(self) -> None:
     self._bar.close()
