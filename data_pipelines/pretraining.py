@@ -18,7 +18,7 @@ import numpy as np
 from absl import logging
 
 from data_pipelines.corpus import CorpusImage
-from data_pipelines.images import ImageError, decode_image
+from data_pipelines.images import ImageError, decode_image, random_flip
 from data_pipelines.multicrop import MultiCropConfig, multi_crop
 from data_pipelines.pipeline import batch_stream
 
@@ -72,7 +72,7 @@ class _LoadPretrainBatch:
     spec = self.spec
     per_host = spec.batch_size // spec.process_count
     rows = range(spec.process_index * per_host, (spec.process_index + 1) * per_host)
-    parts = {"global": [], "local": [], "index": [], "replaced": [], "text": [], "has_text": []}
+    parts = {"global": [], "local": [], "index": [], "replaced": [], "photo": [], "text": [], "has_text": []}
     for row in rows:
       image, index, replaced = self._decode(int(batch) * spec.batch_size + row)
       rng = np.random.default_rng([spec.seed, int(batch), row])
@@ -82,13 +82,15 @@ class _LoadPretrainBatch:
       parts["index"].append(index)
       parts["replaced"].append(replaced)
       if self.text is not None:
+        parts["photo"].append(random_flip(image, rng))
         captions = self.images[index].captions
         parts["text"].append(self.text(captions[rng.integers(len(captions))] if captions else ""))
         parts["has_text"].append(bool(captions))
     out = {key: np.stack(parts[key]) for key in ("global", "local")}
     out.update(index=np.array(parts["index"], np.int32), replaced=np.array(parts["replaced"], np.int32))
     if self.text is not None:
-      out.update(text=np.stack(parts["text"]).astype(np.int32), has_text=np.array(parts["has_text"], np.int32))
+      out.update(photo=np.stack(parts["photo"]), text=np.stack(parts["text"]).astype(np.int32),
+                 has_text=np.array(parts["has_text"], np.int32))
     return out
 
 
@@ -100,8 +102,10 @@ def pretrain_batches(images: Sequence[CorpusImage], spec: PretrainBatchSpec,
   [B, crops.num_local, *crops.local_size, 3]; index (the corpus image) and
   replaced (1 where an undecodable image was replaced by the next one), int32
   [B]; with `text` (a picklable caption -> int32 [L] token ids, e.g.
-  jreid.methods.text.TextTokens), text int32 [B, L], the tokens of one of the
-  image's captions drawn per row, and has_text int32 [B] (0: no caption, the
+  jreid.methods.text.TextTokens), photo uint8 [B, *crops.global_size, 3] (the
+  whole image, flipped at random, colours kept: the view captions describe),
+  text int32 [B, L], the tokens of one of the image's captions drawn per row,
+  and has_text int32 [B] (0: no caption, the
   tokens of ''). No identity label.
   """
   return batch_stream(_LoadPretrainBatch(images, spec, text), num_workers)

@@ -2,7 +2,7 @@
 
     python -m jreid.clip_from_run --workdir RUN --dst DIR [--step N]
 
-RUN is a UNIReID run (configs/unireid.py), or an Instruct-ReID or unified run
+RUN is a pretraining run (configs/pretrain.py), a UNIReID run (configs/unireid.py), or an Instruct-ReID or unified run
 (configs/instruct.py, configs/unified.py) with the CLIP-style instruction
 tower: their image and text towers are a CLIP's (the editing layers of an
 instruction-guided image tower are left out; without an instruction it is the
@@ -26,7 +26,7 @@ from jreid.models import CLIPConfig, save_clip
 from jreid.models.editing import EDITING_PARAMS
 from jreid.train import loop
 
-CLIP_METHODS = ("unireid", "instruct", "unified")  # the methods whose image and text towers are a CLIP's
+CLIP_METHODS = ("pretrain", "unireid", "instruct", "unified")  # the methods whose image and text towers are a CLIP's
 
 
 def plain_vision(params: dict) -> dict:
@@ -40,9 +40,9 @@ def clip_from_run(workdir: str, dst: str, step: int | None = None) -> None:
   """Writes the image and text towers of the run in `workdir` (latest or given step) to `dst`."""
   config = read_run_config(workdir)
   if config.method not in CLIP_METHODS:
-    raise ValueError(f"{workdir!r} is a {config.method!r} run; only UNIReID, Instruct-ReID and unified runs "
-                     "hold a CLIP image and text tower")
-  if config.method != "unireid" and config.model.instruction.encoder == "bert":
+    raise ValueError(f"{workdir!r} is a {config.method!r} run; only pretraining, UNIReID, Instruct-ReID and "
+                     "unified runs hold a CLIP image and text tower")
+  if config.method in ("instruct", "unified") and config.model.instruction.encoder == "bert":
     raise ValueError(f"{workdir!r}: its instruction tower is BERT, not a CLIP text tower")
   data = load_data(config.data, config.seed)
   method = methods.build(config, data.num_train_ids, training_records(data, config.data.train_modalities))

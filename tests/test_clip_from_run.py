@@ -66,5 +66,5 @@ def test_unified_run_gives_its_unedited_image_tower(tmp_path):
 def test_only_runs_with_clip_towers(tmp_path):
   config = itkm_config.get_config("smoke")
   (tmp_path / "config.json").write_text(config.to_json_best_effort())
-  with pytest.raises(ValueError, match="only UNIReID, Instruct-ReID and unified runs"):
+  with pytest.raises(ValueError, match="only pretraining, UNIReID, Instruct-ReID and unified runs"):
     clip_from_run(str(tmp_path), str(tmp_path / "clip"))

@@ -1,6 +1,7 @@
 """Pretraining batches: multi-crop views and caption tokens per row, epochs in order, hosts, resume, bad images."""
 
 import dataclasses
+import pathlib
 
 import numpy as np
 from PIL import Image
@@ -23,16 +24,21 @@ def _images(tmp_path, count=6):
                for i, image in enumerate(images))
 
 
+def _number(image) -> int:
+  return int(pathlib.Path(image.path).stem)
+
+
 def test_rows_hold_views_and_caption_tokens_without_labels(tmp_path):
   images = _images(tmp_path)
   stream = pretraining.pretrain_batches(images, pretraining.PretrainBatchSpec(4, CROPS, seed=0), _tokens)
   batch = next(iter(stream))
-  assert sorted(batch) == ["global", "has_text", "index", "local", "replaced", "text"]
+  assert sorted(batch) == ["global", "has_text", "index", "local", "photo", "replaced", "text"]
   assert batch["global"].shape == (4, 2, 16, 8, 3) and batch["local"].shape == (4, 3, 8, 4, 3)
   assert batch["global"].dtype == batch["local"].dtype == np.uint8 and batch["text"].shape == (4, 6)
   for row, index in enumerate(batch["index"]):
     captions = images[index].captions
     assert batch["has_text"][row] == bool(captions)
+    assert batch["photo"][row].shape == (16, 8, 3) and np.all(batch["photo"][row] == 10 * _number(images[index]))  # colours kept
     assert any(np.array_equal(batch["text"][row], _tokens(c)) for c in captions or ("",))
   no_text = next(iter(pretraining.pretrain_batches(images, pretraining.PretrainBatchSpec(4, CROPS))))
   assert sorted(no_text) == ["global", "index", "local", "replaced"]

@@ -21,6 +21,7 @@ REGISTRY = {
     "instruct": "jreid.methods.instruct.method:InstructReID",
     "unified": "jreid.methods.instruct.method:InstructReID",  # its network over nine tasks (configs/unified.py)
     "itkm": "jreid.methods.itkm.method:ITKM",
+    "pretrain": "jreid.methods.pretrain:Pretrain",
 }
 
 
