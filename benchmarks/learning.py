@@ -193,6 +193,26 @@ def _diagnose() -> list[Run]:
   return runs
 
 
+PRETRAIN_IDS = 2000  # corpus identities of the pretrain plan (rendered once, before its runs)
+
+
+def _pretrain() -> list[Run]:
+  """jreid's own starts (issue 21): configs/pretrain.py on a synthetic corpus of PRETRAIN_IDS identities
+  (disjoint from every evaluation seed), CLIP only, DINO only and both, DINO with and without colour jitter,
+  1,500 steps of 64 images, each evaluated zero-shot on its seed's held-out identities; beside them the
+  supervised from-scratch towers (configs/image_reid.py, configs/unireid.py, 3,000 steps) on the same seeds."""
+  base = (f"corpus.num_ids={PRETRAIN_IDS}", "train.num_steps=1500", "train.checkpoint_every=500",
+          "eval.missing_modalities=False", "data.num_workers=3")
+  no_jitter = ("data.crops.jitter_probability=0.0",)
+  variants = {"clip": ("loss.dino_weight=0.0",), "dino": ("loss.contrastive_weight=0.0",), "both": (),
+              "dino-nojitter": ("loss.contrastive_weight=0.0",) + no_jitter, "both-nojitter": no_jitter}
+  runs = [Run(f"pretrain-{k}", 0, "configs/pretrain.py", base + v) for k, v in variants.items()]
+  runs += [Run("pretrain-both-nojitter", 1, "configs/pretrain.py", base + no_jitter)]
+  runs += [Run("supervised-image_reid", s, overrides=STEPS_3K) for s in (0, 1)]
+  runs += [Run("supervised-unireid", 0, "configs/unireid.py", STEPS_3K)]
+  return runs
+
+
 def _check() -> list[Run]:
   """A quick check of this driver (a minute on a CPU): one short run of each kind."""
   return [Run("jreid", 0, overrides=PHOTOS + ("train.num_steps=20",)),
@@ -202,7 +222,7 @@ def _check() -> list[Run]:
 
 
 PLANS = {"towers": _towers, "diagnose": _diagnose, "recipe": _recipe, "gap": _gap, "close": _close, "final": _final,
-         "tables": _tables, "modality": _modality, "stable": _stable,
+         "tables": _tables, "modality": _modality, "stable": _stable, "pretrain": _pretrain,
          "check": _check}
 
 
@@ -222,6 +242,9 @@ def _prepare(runs: list[Run], peer_dir: pathlib.Path, market: pathlib.Path, env:
   make = "from data_pipelines import synthetic; import sys; synthetic.load(size='small', seed=int(sys.argv[1]))"
   procs = [subprocess.Popen([sys.executable, "-c", make, str(s)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL) for s in seeds]
+  if any(r.config == "configs/pretrain.py" for r in runs):  # the corpus, on every core, before its runs
+    procs.append(subprocess.Popen([sys.executable, "-c", "from data_pipelines.corpus import synthetic_corpus; "
+                                   f"synthetic_corpus({PRETRAIN_IDS})"], cwd=ROOT, env=env))
   if any(p.wait() for p in procs):
     raise SystemExit("generating the synthetic sets failed")
   for seed, modalities in sorted({(r.seed, r.modalities) for r in runs if r.peer is not None}):
