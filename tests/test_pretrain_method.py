@@ -47,6 +47,7 @@ def _config(folder, steps=4):
   config = pretrain_config.get_config("smoke")
   config.corpus.update(root=str(folder[0]), captions=str(folder[1]))
   config.data.update(num_ids=6, num_workers=0)
+  config.loss.update(contrastive_weight=1.0, dino_weight=0.5)  # both objectives, by weight
   config.train.update(num_steps=steps, checkpoint_every=2, log_every=1)
   return config
 
@@ -169,3 +170,11 @@ def test_the_pretrained_directory_starts_every_method(start, make_config):
     jax.tree.map(np.testing.assert_array_equal, params["text"], pretrained["text"])
   if config.method == "itkm":
     jax.tree.map(np.testing.assert_array_equal, frozen["text_tower"], pretrained["text"])
+
+
+def test_a_corpus_without_captions_is_one_clear_error(tmp_path):
+  Image.fromarray(np.zeros((40, 20, 3), np.uint8)).save(tmp_path / "a.png")
+  config = pretrain_config.get_config("smoke")
+  config.corpus.root = str(tmp_path)
+  with pytest.raises(ValueError, match="no image of the corpus .* has a caption.*corpus.captions"):
+    methods.build(config, 0, ())

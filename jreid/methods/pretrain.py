@@ -69,6 +69,10 @@ class Pretrain(Method):
   def __init__(self, config: ConfigDict, num_classes: int, train_records: Sequence[Record] | None = None,
                tokenizer=None):
     super().__init__(config, num_classes, train_records, tokenizer)
+    if not self.for_inference and not any(image.captions for image in self.corpus):
+      raise ValueError(f"no image of the corpus {config.corpus.root or 'synthetic'!r} has a caption; CLIP "
+                       "pretraining and its text tower need captions: give --config.corpus.captions=JSON "
+                       "(CUHK-PEDES style)")
     if self.tokenizer is None:
       self.tokenizer = method_tokenizer(config, self.corpus, tokenizer_cache_dir())
     self.vision, self.text = clip_towers(config, self.tokenizer)
