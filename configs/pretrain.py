@@ -6,7 +6,8 @@ unlabeled corpus: the synthetic corpus of corpus.num_ids identities (disjoint
 from every evaluation seed), or every image under --config.corpus.root with
 captions from --config.corpus.captions (a CUHK-PEDES-style JSON). The data
 section names the evaluation set (zero-shot retrieval of its tasks).
-Presets: 'cpu' (default; small towers), 'smoke' (tiny, for tests), 'gpu'
+Presets: 'cpu' (default; the small towers of the other cpu presets, 1,500 steps: minutes on a GPU,
+hours on a laptop CPU), 'smoke' (tiny, for tests), 'gpu'
 (ViT-B/16 at 256x128 and a CLIP-size text tower, bf16).
 A batch is data.num_ids x data.num_instances corpus images (no identities).
 The start for another method: `python -m jreid.clip_from_run --workdir RUN --dst DIR`,
@@ -38,7 +39,7 @@ def get_config(preset: str = "cpu") -> ConfigDict:
                            teacher_temperature=(0.04, 0.07), teacher_warmup_steps=300, student_temperature=0.1,
                            centre_momentum=0.9))
   c.optim.update(lr=5e-4, warmup_steps=100, weight_decay=0.04)
-  c.train.update(num_steps=3000)
+  c.train.update(num_steps=1500)  # benchmarks/PRETRAIN.md
   c.eval.tasks = ()  # zero-shot: every task of the data its towers encode (image, sketch and text queries)
 
   if preset == "smoke":
