@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import threading
 from typing import Callable, Iterator, Sequence
 
 import grain
@@ -96,6 +97,13 @@ class TaskRows:
     self.labels = dense_labels(self.records)[0] + label_offset
     self._by_label = {label: np.flatnonzero(self.labels == label) for label in np.unique(self.labels)}
     self._bad = set()  # Indices found undecodable in this process.
+    self._bad_lock = threading.Lock()  # grain's threads (ReadOptions.num_threads) load batches concurrently
+
+  def __getstate__(self) -> dict:  # sent to grain's worker processes: a lock does not pickle
+    return {k: v for k, v in self.__dict__.items() if k != "_bad_lock"}
+
+  def __setstate__(self, state: dict) -> None:
+    self.__dict__.update(state, _bad_lock=threading.Lock())
 
   def plan(self, num_ids: int) -> PKBatchPlan:
     """The P x K sampling plan over this source with `num_ids` identities per batch."""
@@ -133,7 +141,13 @@ class TaskRows:
     return {key: np.stack([part[key] for part in parts]) for key in parts[0]}
 
   def _decode(self, index: int, key: tuple[int, int, int]) -> tuple[np.ndarray, int]:
-    """The image of record `index` or, under 'skip', of another record of its identity."""
+    """The image of record `index` or, under 'skip', of another record of its identity.
+
+    Under 'skip' an undecodable file is logged once by this loader: the threads that load batches at the
+    same time may each fail on it, but only the first to mark it bad warns. (With data.num_workers > 0
+    each worker process has its own loader, so each that meets the file warns once; the run's closing
+    count is of distinct files.)
+    """
     for candidate in self._candidates(index, key):
       if candidate in self._bad:
         continue
@@ -142,9 +156,12 @@ class TaskRows:
       except image_ops.ImageError as error:
         if self.spec.on_bad_image == "fail":
           raise
-        self._bad.add(candidate)
-        logging.warning("%s; using another image of identity %d (on_bad_image='skip')",
-                        error, self.records[candidate].pid)
+        with self._bad_lock:
+          first = candidate not in self._bad
+          self._bad.add(candidate)
+        if first:
+          logging.warning("%s; using another image of identity %d (on_bad_image='skip')",
+                          error, self.records[candidate].pid)
     raise image_ops.ImageError(f"no image of identity {self.records[index].pid} can be read "
                                f"(first: {self.records[index].path!r})")
 

@@ -4,7 +4,12 @@ import os
 import pathlib
 import subprocess
 import sys
+import threading
 
+import numpy as np
+
+from data_pipelines import images, pipeline
+from data_pipelines.records import Record
 from tests.fixtures_layouts import make_market1501
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -30,7 +35,8 @@ def test_skip_trains_warns_once_naming_the_file_and_prints_the_count(tmp_path):
   assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
   output = result.stdout + result.stderr
   warnings = [line for line in output.splitlines() if image in line]
-  assert len(warnings) == 1 and "on_bad_image='skip'" in warnings[0], warnings  # every batch holds it: warned once
+  # Every batch holds it and the smoke preset loads 2 batches at a time (2 threads, data.num_workers=0): warned once.
+  assert len(warnings) == 1 and "on_bad_image='skip'" in warnings[0], warnings
   assert "skipped 1 unreadable training images" in result.stdout
   assert "| standard |" in result.stdout
 
@@ -41,3 +47,30 @@ def test_fail_stops_with_one_line_naming_the_file(tmp_path):
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and "cannot read image" in lines[0] and image in lines[0], result.stderr[-3000:]
   assert "Traceback" not in result.stderr and "skipped" not in result.stdout
+
+
+def test_threads_failing_on_the_same_file_at_once_warn_once(monkeypatch):
+  """grain loads batches in several threads: two that fail on the same file together log it once (each
+  warned when both had checked the bad set before either marked it)."""
+  records = [Record(f"/data/{pid}_{j}.jpg", pid=pid, camid=j) for pid in (1, 2) for j in range(3)]
+  both_reading = threading.Barrier(2, timeout=10)
+
+  class Source:
+    def __init__(self):
+      self.records = records
+
+    def image(self, index, size):
+      if index == 0:
+        both_reading.wait()  # the two threads are inside the decode of the bad file at the same time
+        raise images.ImageError(f"cannot read image {records[0].path}", records[0].path)
+      return np.zeros((*size, 3), np.uint8)
+
+  warned = []
+  monkeypatch.setattr(pipeline.logging, "warning", lambda message, *args: warned.append(message % args))
+  rows = pipeline.TaskRows(Source(), pipeline.TrainBatchSpec(image_size=(8, 4), num_ids=1, num_instances=2))
+  loads = [threading.Thread(target=rows.load, args=(np.array([0, 1]), batch, range(2))) for batch in range(2)]
+  for load in loads:
+    load.start()
+  for load in loads:
+    load.join()
+  assert len(warned) == 1 and records[0].path in warned[0], warned
