@@ -46,8 +46,6 @@ from jreid.models.clip import TextTransformer, VisionTransformer
 from jreid.models.dino import DINOHead, encode_at_size
 from jreid.models.preprocess import normalize_images
 from jreid.ops import l2_normalize
-from jreid.train.optimizer import make_optimizer
-from jreid.train.phase import Phase
 
 
 def run_corpus(config: ConfigDict) -> tuple[CorpusImage, ...]:
@@ -148,14 +146,9 @@ class Pretrain(Method):
     centre = losses.update_centre(model_state["centre"], teacher_logits, cfg.centre_momentum)
     return dino, teacher, centre, {"teacher_momentum": momentum}
 
-  def phases(self, spec: pipeline.TrainBatchSpec, params) -> list[Phase]:
-    """One phase over the corpus: batches of data.num_ids x data.num_instances images, config.optim."""
-    steps = self.config.train.num_steps
-    tx, schedule = make_optimizer(self.config.optim, params, steps)
-    return [Phase("pretrain", 0, steps, self.loss, tx, schedule, lambda state: iter(self.train_stream(spec)))]
-
   def train_stream(self, spec: pipeline.TrainBatchSpec):
-    """This process's rows of the corpus's multi-crop batches with caption tokens (the spec gives the size)."""
+    """The default phase's batches: this process's rows of the corpus's multi-crop batches with caption
+    tokens, data.num_ids x data.num_instances images a global batch (the spec gives the size)."""
     size = spec.num_ids * spec.num_instances
     pspec = PretrainBatchSpec(size * spec.process_count, self.crops(), spec.seed, spec.process_index,
                               spec.process_count)
