@@ -213,6 +213,29 @@ def _pretrain() -> list[Run]:
   return runs
 
 
+ITKM_BASE = ("model.init={init}", "eval.every=100", "data.num_workers=2")  # {init}: --init, the start
+ITKM_M1 = ("itkm.scenario_embedding=False", "itkm.separation_weight=0", "itkm.dru=False",
+           "itkm.cluster_matching=image", "itkm.ihm=False")
+
+
+def _itkm() -> list[Run]:
+  """ITKM from a pretrained start (--init; issue 21), evaluated every 100 steps: on the `small` set and on
+  `dense` (about 20 images per identity and group); the start itself through ITKM (learning rate 0); the
+  image encoder's learning rate; Stage I alone; ITKM(S) per scenario; the M1 ablation."""
+  dense = ITKM_BASE + ("data.size=dense",)
+  lr = lambda v: (f"optim.lr={v}", f"optim.warmup_init_lr={v / 100}", f"optim.min_lr={v / 100}")
+  variants = {
+      "small-M": ITKM_BASE, "dense-start": dense + ("optim.lr=0.0", "optim.warmup_init_lr=0.0", "optim.min_lr=0.0"),
+      "dense-M": dense, "dense-M-lr3.5e-5": dense + lr(3.5e-5), "dense-M-lr1e-5": dense + lr(1e-5),
+      "dense-stage1": dense + ("itkm.stage2_steps=0", "itkm.stage3_rounds=0"),
+      "dense-stage1-lr3.5e-5": dense + lr(3.5e-5) + ("itkm.stage2_steps=0", "itkm.stage3_rounds=0"),
+      "dense-M1": dense + ITKM_M1,
+      **{f"dense-S-{k}": dense + (f"itkm.scenarios=('{s}',)",)
+         for k, s in (("vi", "visible_infrared"), ("cc", "clothes_change"), ("cr", "cross_resolution"))},
+  }
+  return [Run(name, 0, "configs/itkm.py", overrides) for name, overrides in variants.items()]
+
+
 def _check() -> list[Run]:
   """A quick check of this driver (a minute on a CPU): one short run of each kind."""
   return [Run("jreid", 0, overrides=PHOTOS + ("train.num_steps=20",)),
@@ -222,26 +245,33 @@ def _check() -> list[Run]:
 
 
 PLANS = {"towers": _towers, "diagnose": _diagnose, "recipe": _recipe, "gap": _gap, "close": _close, "final": _final,
-         "tables": _tables, "modality": _modality, "stable": _stable, "pretrain": _pretrain,
+         "tables": _tables, "modality": _modality, "stable": _stable, "pretrain": _pretrain, "itkm": _itkm,
          "check": _check}
 
 
-def _command(run: Run, workdir: pathlib.Path, peer_dir: pathlib.Path, market: pathlib.Path) -> list[str]:
+def _command(run: Run, workdir: pathlib.Path, peer_dir: pathlib.Path, market: pathlib.Path, init: str) -> list[str]:
   if run.peer is not None:
     folder = market / f"{run.seed}-{run.modalities.replace(',', '_')}"
     extra = ",".join(str(folder / t) for t in MARKET_TASKS[1:])
     return [sys.executable, str(peer_dir / "peer_reid.py"), "--root", str(folder / "traditional"), "--seed",
             str(run.seed), "--extra", extra, "--out", str(workdir / "peer.json"), *run.peer]
-  overrides = [f"--config.{o}" for o in (f"seed={run.seed}", *run.overrides)]
+  if any("{init}" in o for o in run.overrides) and not init:
+    raise SystemExit(f"run {run.name} starts from --init: give the start's directory")
+  overrides = [f"--config.{o.replace('{init}', init)}" for o in (f"seed={run.seed}", *run.overrides)]
   return [sys.executable, "-m", "jreid.main", f"--config={run.config}", f"--workdir={workdir}", *overrides]
+
+
+def _size(run: Run) -> str:
+  """The synthetic set a run trains on (its data.size override; the presets' 'small' otherwise)."""
+  return next((o.split("=", 1)[1] for o in run.overrides if o.startswith("data.size=")), "small")
 
 
 def _prepare(runs: list[Run], peer_dir: pathlib.Path, market: pathlib.Path, env: dict) -> None:
   """Generates each seed's synthetic set (in parallel) and the peers' Market-layout folders."""
-  seeds = sorted({r.seed for r in runs})
-  make = "from data_pipelines import synthetic; import sys; synthetic.load(size='small', seed=int(sys.argv[1]))"
-  procs = [subprocess.Popen([sys.executable, "-c", make, str(s)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL) for s in seeds]
+  sets = sorted({(_size(r), r.seed) for r in runs})
+  make = "from data_pipelines import synthetic; import sys; synthetic.load(size=sys.argv[1], seed=int(sys.argv[2]))"
+  procs = [subprocess.Popen([sys.executable, "-c", make, size, str(seed)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for size, seed in sets]
   if any(r.config == "configs/pretrain.py" for r in runs):  # the corpus, on every core, before its runs
     procs.append(subprocess.Popen([sys.executable, "-c", "from data_pipelines.corpus import synthetic_corpus; "
                                    f"synthetic_corpus({PRETRAIN_IDS})"], cwd=ROOT, env=env))
@@ -255,7 +285,8 @@ def _prepare(runs: list[Run], peer_dir: pathlib.Path, market: pathlib.Path, env:
 
 
 def _curve(workdir: pathlib.Path, points: int = 12) -> dict[str, list[tuple[int, float]]]:
-  """Training scalars from the run's TensorBoard events, `points` evenly spaced steps of each."""
+  """Training scalars from the run's TensorBoard events: every value of a scalar logged at most 3 x `points`
+  times (evaluations, clustering rounds), else `points` evenly spaced steps and the last."""
   try:
     from tensorboard.backend.event_processing import event_accumulator
   except ImportError:
@@ -265,7 +296,7 @@ def _curve(workdir: pathlib.Path, points: int = 12) -> dict[str, list[tuple[int,
   curves = {}
   for tag in events.Tags()["scalars"]:
     values = events.Scalars(tag)
-    keep = values[::max(1, len(values) // points)] + values[-1:]
+    keep = values if len(values) <= 3 * points else values[::len(values) // points] + values[-1:]
     curves[tag.removeprefix("train/")] = [(v.step, round(v.value, 4)) for v in keep]
   return curves
 
@@ -281,7 +312,11 @@ def _result(run: Run, workdir: pathlib.Path, seconds: float, code: int) -> dict:
   elif (workdir / "results.json").exists():
     results = json.loads((workdir / "results.json").read_text())["tasks"]
     row["tasks"] = {k: {m: 100 * v[m] for m in ("mAP", "rank1", "chance_mAP")} for k, v in results.items() if "mAP" in v}  # skipped tasks carry no figures
+  if run.peer is None:  # also for a run cut off by --timeout: its curves and evaluations so far
     row["curve"] = _curve(workdir)
+    if (workdir / "evaluations.json").exists():  # eval.every: mAP per task at each evaluated step
+      row["evaluations"] = {step: {t: round(100 * v["mAP"], 2) for t, v in e["tasks"].items()}
+                            for step, e in json.loads((workdir / "evaluations.json").read_text()).items()}
   return row
 
 
@@ -317,7 +352,9 @@ def main() -> None:
   parser.add_argument("--jobs", type=int, default=16, help="runs at a time")
   parser.add_argument("--timeout", type=int, default=3600, help="seconds before a run is stopped")
   parser.add_argument("--runs", default="", help="only the plan's runs whose name matches this regex")
+  parser.add_argument("--init", type=pathlib.Path, help="the start (a model directory) of the runs that take one")
   args = parser.parse_args()
+  init = str(args.init.resolve()) if args.init else ""
   os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # _about() starts jax in this process too
   runs = [r for r in PLANS[args.plan]() if re.search(args.runs, r.name)]
   env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "PYTHONUNBUFFERED": "1",
@@ -333,7 +370,7 @@ def main() -> None:
       workdir = args.out / f"{run.name}-s{run.seed}"
       workdir.mkdir(parents=True, exist_ok=True)
       log = open(workdir / "log", "w")
-      proc = subprocess.Popen(_command(run, workdir, args.peer.resolve(), market), cwd=ROOT, env={**env, **dict(run.env)},
+      proc = subprocess.Popen(_command(run, workdir, args.peer.resolve(), market, init), cwd=ROOT, env={**env, **dict(run.env)},
                               stdout=log, stderr=subprocess.STDOUT)
       active[proc] = (run, workdir, time.time(), log)
     time.sleep(2)

@@ -153,3 +153,22 @@ def test_infrared_is_grey_and_follows_reflectance_not_colour():
   upper = render._downsample((staged.mat == figure.UPPER).astype(np.float32)) == 1
   assert gray[upper].mean() < 80 and ir[..., 0][upper].mean() > 150
   assert np.corrcoef(gray.ravel(), ir[..., 0].ravel())[0, 1] ** 2 < 0.6
+
+
+def test_lowres_per_outfit_copies_that_many_first_photos(tiny, tmp_path):
+  def lowres_sources(data):
+    out = {}
+    for r in data.train:
+      if r.scale > 1:
+        out.setdefault((r.pid, r.clothes_id), []).append(r.source)
+    return out
+
+  once = lowres_sources(tiny)
+  assert once and all(len(v) == 1 and "photo_" in v[0] and "_0_c" in v[0] for v in once.values())
+  dense = load(root=str(tmp_path), size="tiny", seed=0, num_train_ids=2, num_test_ids=1, lowres_per_outfit=2)
+  twice = lowres_sources(dense)
+  assert twice and all(len(set(v)) == 2 for v in twice.values())
+  per_outfit = {}
+  for q in dense.tasks["cross_resolution"].query:
+    per_outfit[(q.pid, q.clothes_id)] = per_outfit.get((q.pid, q.clothes_id), 0) + 1
+  assert per_outfit and set(per_outfit.values()) == {2}

@@ -31,6 +31,12 @@ def test_warmup_then_cosine_schedule_by_hand():
   assert math.isclose(schedule(110), 0.0, abs_tol=1e-7)
 
 
+def test_a_zero_learning_rate_is_a_schedule_of_zeros():
+  """lr 0 (a start evaluated through a method's whole pipeline) is allowed: every step's rate is 0."""
+  schedule = make_schedule(_optim(lr=0.0, warmup_init_lr=0.0, warmup_steps=10, min_lr=0.0, schedule="cosine"), 110)
+  assert [float(schedule(s)) for s in (0, 10, 60, 110)] == [0.0] * 4
+
+
 def test_step_schedule_by_hand():
   cfg = _optim(lr=1.0, warmup_init_lr=1.0, warmup_steps=0, schedule="step", step_milestones=(20, 40), step_gamma=0.1)
   schedule = make_schedule(cfg, total_steps=100)

@@ -47,6 +47,7 @@ class Config:
   photos_per_outfit: int = 4  # Visible photos per outfit, from three cameras; at least 3.
   ir_per_id: int = 4  # Infrared shots per identity, alternating the infrared cameras.
   captions_per_image: int = 3
+  lowres_per_outfit: int = 1  # Low-resolution copies of an outfit's first photos, one each.
 
 
 PRESETS = {
@@ -54,6 +55,8 @@ PRESETS = {
   "small": Config(num_train_ids=150, num_test_ids=100),
   "medium": Config(num_train_ids=750, num_test_ids=500),
   "large": Config(num_train_ids=2500, num_test_ids=1500),
+  # About 20 images per identity and homogeneous group, as in ITKM's real datasets (small has about 5).
+  "dense": Config(num_train_ids=150, num_test_ids=100, photos_per_outfit=10, ir_per_id=20, lowres_per_outfit=5),
 }
 
 
@@ -94,9 +97,9 @@ def _render_identity(job: _Job) -> list[tasks.Item]:
       photo = Record(path, who.pid, camid, outfit.clothes_id, scenario=scenario, captions=texts,
                      instruction=captions.clothes_instruction(outfit, rng), template=template)
       items.append(tasks.Item("photo", o, j, photo))
-      if j == 0:
+      if j < config.lowres_per_outfit:
         scale = int(rng.choice(LOW_RESOLUTION_SCALES))
-        low = _save(render.low_resolution(image, scale), job.directory, f"{folder}/lowres_{o}_x{scale}_c{camid}.png")
+        low = _save(render.low_resolution(image, scale), job.directory, f"{folder}/lowres_{o}_{j}_x{scale}_c{camid}.png")
         items.append(tasks.Item("lowres", o, j, Record(
           low, who.pid, camid, outfit.clothes_id, scale=scale, captions=texts, source=path,
           scenario="cross_resolution" if scenario == "cross_resolution" else "")))
@@ -205,8 +208,9 @@ def _read(directory: str) -> ReIDData:
 
 def load(root: str | None = None, size: str = "small", seed: int = 0, num_workers: int | None = None, *,
          num_train_ids: int | None = None, num_test_ids: int | None = None, photos_per_outfit: int | None = None,
-         ir_per_id: int | None = None, captions_per_image: int | None = None) -> ReIDData:
-  """The synthetic set of a preset ('tiny', 'small', 'medium', 'large') and seed, generated on first use.
+         ir_per_id: int | None = None, captions_per_image: int | None = None,
+         lowres_per_outfit: int | None = None) -> ReIDData:
+  """The synthetic set of a preset ('tiny', 'small', 'medium', 'large', 'dense') and seed, generated on first use.
 
   Args:
     root: cache base directory (default `$JREID_DATA_DIR/synthetic` or
@@ -219,7 +223,7 @@ def load(root: str | None = None, size: str = "small", seed: int = 0, num_worker
   if size not in PRESETS:
     raise ValueError(f"unknown synthetic preset {size!r}; expected one of {sorted(PRESETS)}")
   overrides = dict(num_train_ids=num_train_ids, num_test_ids=num_test_ids, photos_per_outfit=photos_per_outfit,
-                   ir_per_id=ir_per_id, captions_per_image=captions_per_image)
+                   ir_per_id=ir_per_id, captions_per_image=captions_per_image, lowres_per_outfit=lowres_per_outfit)
   config = dataclasses.replace(PRESETS[size], **{k: v for k, v in overrides.items() if v is not None})
   directory = dataset_dir(root, size, seed, config)
   if not os.path.exists(os.path.join(directory, MANIFEST)):

@@ -32,16 +32,19 @@ from jreid.methods.itkm.scenarios import SCENARIOS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--preset", choices=itkm_config.PRESETS, default="cpu", help="preset of configs/itkm.py.")
+  parser.add_argument("--size", default="", help="the synthetic set (data.size; '': the preset's).")
   parser.add_argument("--init", default="", help="the converted CLIP directory to start from ('' : random).")
   parser.add_argument("--k1", default="5,10,20", help="comma-separated k1 values.")
   parser.add_argument("--eps", default="0.3,0.45,0.6,0.75", help="comma-separated DBSCAN eps values.")
   parser.add_argument("--min-samples", default="2,4", help="comma-separated DBSCAN min_samples values.")
 
 
-def start_features(preset: str, init: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-  """(features [N, D], group-of-scenario domain [N], true identity [N], outfit [N]) of ITKM's training images."""
+def start_features(preset: str, init: str, size: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """(features [N, D], group-of-scenario domain [N], true identity [N], outfit [N]) of ITKM's training images
+  (of the synthetic set `size`, where given)."""
   config = itkm_config.get_config(preset)
   config.model.init = init
+  config.data.size = size or config.data.size
   data = load_data(config.data, config.seed)
   method = methods.build(config, 0, training_records(data, config.data.train_modalities))
   params, _ = method.init(jax.random.key(config.seed),
@@ -76,7 +79,7 @@ def domain_name(domain: int) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-  features, domain, pids, outfits = start_features(args.preset, args.init)
+  features, domain, pids, outfits = start_features(args.preset, args.init, args.size)
   neighbour = nearest_neighbours(features, domain)
   print(f"\nStart {args.init or '(random)'}: {len(pids)} images of {len(np.unique(pids))} identities in "
         f"{len(np.unique(domain))} groups; nearest-neighbour precision "

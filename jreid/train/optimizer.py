@@ -15,7 +15,7 @@ def make_schedule(cfg: ConfigDict, total_steps: int) -> optax.Schedule:
   warmup = optax.linear_schedule(cfg.warmup_init_lr, cfg.lr, max(cfg.warmup_steps, 1))
   decay_steps = max(total_steps - cfg.warmup_steps, 1)
   if cfg.schedule == "cosine":
-    main = optax.cosine_decay_schedule(cfg.lr, decay_steps, alpha=cfg.min_lr / cfg.lr)
+    main = optax.cosine_decay_schedule(cfg.lr, decay_steps, alpha=cfg.min_lr / cfg.lr if cfg.lr else 0.0)
   elif cfg.schedule == "step":
     boundaries = {int(m) - cfg.warmup_steps: cfg.step_gamma for m in cfg.step_milestones}
     main = optax.piecewise_constant_schedule(cfg.lr, boundaries)
