@@ -34,8 +34,9 @@ BATCH = 4
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, tiny_synthetic):
   directory = str(tmp_path_factory.mktemp("jreid_data"))
+  shutil.copytree(tiny_synthetic, os.path.join(directory, "synthetic"))  # the session's tiny set (conftest.py)
   previous = os.environ.get("JREID_DATA_DIR")
   os.environ["JREID_DATA_DIR"] = directory
   yield synthetic.load(size="tiny", seed=0, num_workers=1)

@@ -45,25 +45,38 @@ def test_prompt_template(smoke):
   assert list(ids).index(tokenizer.eot_token_id) > start + 4
 
 
-def test_training_ignores_identities(smoke, tmp_path):
+@pytest.fixture(scope="module")
+def part(smoke, tmp_path_factory):
+  """(workdir, history) of the smoke run stopped at step 5, across two stage boundaries and into a round: the
+  run the scrambled one is compared to, and the one test_resume_mid_stage_is_identical_and_evaluates resumes."""
+  config, _, method = smoke
+  workdir = str(tmp_path_factory.mktemp("itkm_part"))
+  _, history = loop.train(config, workdir, method, show_progress=False, stop_at=5)
+  return workdir, history
+
+
+def test_training_ignores_identities(smoke, part, tmp_path):
   """Scrambling every training identity changes nothing of training (pids only score the pseudo labels)."""
   config, data, method = smoke
   records = training_records(data, config.data.train_modalities)
   scrambled = [dataclasses.replace(r, pid=(r.pid * 7919) % 1009, clothes_id=0, camid=0) for r in records]
   other = ITKM(config, data.num_train_ids, scrambled, method.tokenizer)
-  _, history = loop.train(config, str(tmp_path / "a"), method, show_progress=False, stop_at=5)
+  _, history = part
   _, scrambled_history = loop.train(config, str(tmp_path / "b"), other, show_progress=False, stop_at=5)
+  assert sorted(history) == [1, 2, 3, 4, 5]
   assert history == scrambled_history
 
 
-def test_resume_mid_stage_is_identical_and_evaluates(smoke, tmp_path):
+def test_resume_mid_stage_is_identical_and_evaluates(smoke, part, tmp_path):
   config, data, method = smoke
   full, full_history = loop.train(config, str(tmp_path / "full"), method, show_progress=False)
   assert sorted(full_history) == list(range(1, 9))
   assert {"homo"} <= set(full_history[1]) and {"i2t", "t2i", "sep"} <= set(full_history[3])
   assert {"homo", "chm", "ihm", "tg"} <= set(full_history[8])
-  part = str(tmp_path / "part")
-  loop.train(config, part, method, show_progress=False, stop_at=5)  # across two stage boundaries, into a round
+  part, part_history = part  # stopped at step 5: across two stage boundaries, into a round
+  for step in part_history:
+    for name, value in full_history[step].items():
+      np.testing.assert_allclose(part_history[step][name], value, rtol=1e-6, atol=1e-7, err_msg=f"step {step}: {name}")
   resumed, history = loop.train(config, part, method, show_progress=False)  # and on across a round boundary
   assert sorted(history) == [6, 7, 8]
   for step in history:

@@ -2,13 +2,15 @@
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def test_a_huge_learning_rate_stops_with_one_line_naming_the_term(tmp_path):
+def test_a_huge_learning_rate_stops_with_one_line_naming_the_term(tmp_path, tiny_synthetic):
+  shutil.copytree(tiny_synthetic, tmp_path / "data" / "synthetic")  # the session's tiny set (conftest.py)
   env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", JREID_DATA_DIR=str(tmp_path / "data"))
   env.pop("JREID_TRACEBACK", None)
   result = subprocess.run(

@@ -143,11 +143,12 @@ def test_training_moves_the_teacher_and_resumes_identically(folder, tmp_path):
 
 @pytest.fixture(scope="module")
 def start(folder, tmp_path_factory, tiny):
-  """A pretraining run of 2 steps written as a CLIP directory by jreid.clip_from_run."""
+  """A pretraining run stopped after 2 steps, written as a CLIP directory by jreid.clip_from_run. (The run
+  test_training_moves_the_teacher_and_resumes_identically resumes: the same programs, so compiled once.)"""
   run = tmp_path_factory.mktemp("pretrain_run")
-  config = _config(folder, steps=2)
+  config = _config(folder, steps=4)
   (run / "config.json").write_text(config.to_json_best_effort())
-  loop.train(config, str(run), methods.build(config, 0, ()), show_progress=False)
+  loop.train(config, str(run), methods.build(config, 0, ()), show_progress=False, stop_at=2)
   clip_from_run(str(run), str(run / "clip"))
   return str(run / "clip")
 

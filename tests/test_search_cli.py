@@ -41,9 +41,10 @@ def _cli(env, *args):
 
 
 @pytest.fixture(scope="module")
-def e2e(tmp_path_factory):
+def e2e(tmp_path_factory, tiny_synthetic):
   """Runs the whole path once; returns its folders and the parsed ranked lists."""
   root = tmp_path_factory.mktemp("e2e")
+  shutil.copytree(tiny_synthetic, root / "data" / "synthetic")  # the session's tiny set (conftest.py)
   env = dict(os.environ, JREID_DATA_DIR=str(root / "data"), JAX_PLATFORMS="cpu")
   _cli(env, "jreid.main", "--config=configs/image_reid.py:smoke", f"--workdir={root / 'run'}", *TRAIN_FLAGS)
   _cli(env, "jreid.convert", "export", "--workdir", str(root / "run"), "--dst", str(root / "model"))

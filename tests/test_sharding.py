@@ -48,8 +48,9 @@ def _run_on_eight_devices() -> dict[str, str]:
     report = os.path.join(tmp, "report.xml")
     env = {**os.environ, "JAX_PLATFORMS": "cpu",
            "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"}
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
-                          *(f"{__file__}::{name}" for name in _EIGHT_DEVICE_TESTS)],
+    # -n 0: these tests in that one process (not in the addopts' two pytest-xdist workers).
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+                          f"--junitxml={report}", *(f"{__file__}::{name}" for name in _EIGHT_DEVICE_TESTS)],
                          cwd=REPO, env=env, capture_output=True, text=True)
     if not os.path.exists(report):
       return {name: run.stdout[-3000:] + run.stderr[-3000:] for name in _EIGHT_DEVICE_TESTS}
