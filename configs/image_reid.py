@@ -24,6 +24,7 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   c.data.name = "synthetic"
   c.data.size = "small"
   c.data.root = ""  # '' = the synthetic cache directory; a dataset root for real data
+  c.data.options = ()  # a real dataset's reader options, 'key=value': ('variant=detected',), ('trial=2',)
   c.data.num_ids = 8  # P identities per batch
   c.data.num_instances = 4  # K images per identity
   c.data.num_workers = 2

@@ -8,12 +8,17 @@ from data_pipelines.records import ReIDData
 
 
 def load_data(data: ConfigDict, seed: int = 0) -> ReIDData:
-  """The synthetic set (data.name == 'synthetic') or a real dataset from data.root."""
+  """The synthetic set (data.name == 'synthetic') or a real dataset from data.root, read with the reader
+  options data.options ('key=value' strings; absent from configs written before they existed)."""
+  options = tuple(data.get("options", ()))
   if data.name == "synthetic":
+    if options:
+      raise ValueError(f"data.options {options} are a real dataset's reader options; the synthetic set has "
+                       "data.size and data.root")
     from data_pipelines import synthetic
     return synthetic.load(root=data.root or None, size=data.size, seed=seed)
   from data_pipelines.readers import registry
-  return registry.load_dataset(data.name, data.root)
+  return registry.load_dataset(data.name, data.root, **registry.parse_options(options))
 
 
 def training_records(data: ReIDData, modalities) -> list:

@@ -93,6 +93,23 @@ def test_cuhk03_new_protocol(tmp_path, variant, num_train):
     readers.load_dataset("cuhk03", str(root), variant="manual")
 
 
+def test_reader_options_from_the_training_config(tmp_path):
+  """data.options of a training config reach the reader; an option it lacks, or options of the synthetic set,
+  are one clear error."""
+  from configs import image_reid
+  from data_pipelines.datasets import load_data
+  root = fixtures_layouts.make_cuhk03(tmp_path)
+  data = image_reid.get_config("smoke").data
+  data.update(name="cuhk03", root=str(root), options=("variant=detected",))
+  assert load_data(data).name == "cuhk03_detected" and len(load_data(data).train) == 3
+  data.options = ("split=2",)
+  with pytest.raises(ValueError, match="cuhk03 has no reader option split; its options: variant"):
+    load_data(data)
+  data.update(name="synthetic", root="", options=("variant=detected",))
+  with pytest.raises(ValueError, match="synthetic set has data.size"):
+    load_data(data)
+
+
 def test_mlr_cuhk03_downsamples_one_camera(tmp_path):
   root = fixtures_layouts.make_cuhk03(tmp_path)
   data = readers.load_dataset("mlr_cuhk03", str(root))  # lr_camera=1: c2.

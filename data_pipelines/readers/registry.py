@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import inspect
 from typing import Callable, Sequence
 
 from data_pipelines.readers import clothes_changing
@@ -83,8 +84,14 @@ def get_reader(name: str) -> Callable[..., ReIDData]:
 
 
 def load_dataset(name: str, root: str, **options) -> ReIDData:
-  """Reads dataset `name` from `root` with the reader's `options`."""
-  return get_reader(name)(root, **options)
+  """Reads dataset `name` from `root` with the reader's `options` (an option it lacks: ValueError)."""
+  reader = get_reader(name)
+  accepted = list(inspect.signature(reader).parameters)[1:]
+  unknown = sorted(set(options) - set(accepted))
+  if unknown:
+    raise ValueError(f"{name} has no reader option {', '.join(unknown)}; its options: "
+                     f"{', '.join(accepted) or 'none'}")
+  return reader(root, **options)
 
 
 def parse_options(texts: Sequence[str]) -> dict[str, object]:
