@@ -1,5 +1,5 @@
 """Runs on a Market-layout folder: image_reid with the dataset's own tasks by default (a task it lacks fails
-first); the unified model on the tasks that need no captions."""
+first); the unified and Instruct-ReID models on the tasks that need no captions."""
 
 import os
 import pathlib
@@ -55,3 +55,10 @@ def test_the_unified_smoke_preset_trains_on_caption_less_photos(tmp_path):
   assert "unified: skipping training task 'text': market1501 has no captioned photos" in skipped
   assert "| standard |" in result.stdout and (workdir / "results.md").exists()
   assert '"traditional",\n      "clothes_changing"' in (workdir / "config.json").read_text().replace("\r", "")
+
+
+def test_the_instruct_smoke_preset_trains_on_caption_less_photos(tmp_path):
+  """The README's instruct command on a Market layout: the instruction tasks without captions or templates."""
+  result, workdir = _train(tmp_path, "--config.eval.tasks=()", config="configs/instruct.py:smoke")
+  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+  assert "| standard |" in result.stdout and (workdir / "results.md").exists()
