@@ -23,7 +23,7 @@ def test_nearest_neighbour_precision_by_brute_force():
 
 
 def test_run_prints_one_row_per_setting(tiny, capsys):
-  pseudo_labels.run(argparse.Namespace(preset="smoke", init="", k1="5,10", eps="0.5", min_samples="2"))
+  pseudo_labels.run(argparse.Namespace(preset="smoke", size="", init="", k1="5,10", eps="0.5", min_samples="2"))
   out = capsys.readouterr().out
   assert "nearest-neighbour precision" in out
   rows = [line for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
