@@ -1,5 +1,6 @@
 """The synthetic set: determinism, caching, identity split, task fields, infrared."""
 
+import collections
 import dataclasses
 import os
 import pathlib
@@ -168,7 +169,5 @@ def test_lowres_per_outfit_copies_that_many_first_photos(tiny, tmp_path):
   dense = load(root=str(tmp_path), size="tiny", seed=0, num_train_ids=2, num_test_ids=1, lowres_per_outfit=2)
   twice = lowres_sources(dense)
   assert twice and all(len(set(v)) == 2 for v in twice.values())
-  per_outfit = {}
-  for q in dense.tasks["cross_resolution"].query:
-    per_outfit[(q.pid, q.clothes_id)] = per_outfit.get((q.pid, q.clothes_id), 0) + 1
+  per_outfit = collections.Counter((q.pid, q.clothes_id) for q in dense.tasks["cross_resolution"].query)
   assert per_outfit and set(per_outfit.values()) == {2}
