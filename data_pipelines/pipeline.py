@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import threading
+import os
+import shutil
+import tempfile
+import weakref
 from typing import Callable, Iterator, Sequence
 
 import grain
@@ -18,6 +21,7 @@ from data_pipelines.sources import Source, as_source
 
 BAD_IMAGE_POLICIES = ("skip", "fail")
 _COMPANION_STREAM = 0x636F6D70  # Keeps companion draws apart from the augmentation stream.
+_SEEN_UNREADABLE = "unreadable_seen"  # CountUnreadable's key in a checkpoint's data state
 
 # companions(record_index, record, rng) -> {key: fixed-shape array}: what a method adds to a row besides its
 # image (a sketch, token ids, ...). Picklable (worker processes run it); its draws come from `rng` only.
@@ -97,13 +101,10 @@ class TaskRows:
     self.labels = dense_labels(self.records)[0] + label_offset
     self._by_label = {label: np.flatnonzero(self.labels == label) for label in np.unique(self.labels)}
     self._bad = set()  # Indices found undecodable in this process.
-    self._bad_lock = threading.Lock()  # grain's threads (ReadOptions.num_threads) load batches concurrently
-
-  def __getstate__(self) -> dict:  # sent to grain's worker processes: a lock does not pickle
-    return {k: v for k, v in self.__dict__.items() if k != "_bad_lock"}
-
-  def __setstate__(self, state: dict) -> None:
-    self.__dict__.update(state, _bad_lock=threading.Lock())
+    # One empty file per undecodable record, made by whichever of grain's threads and worker processes (which
+    # get a pickled copy of this loader) meets it first: it alone warns. Removed with the main process's loader.
+    self._warned = tempfile.mkdtemp(prefix="jreid-unreadable-")
+    weakref.finalize(self, shutil.rmtree, self._warned, ignore_errors=True)
 
   def plan(self, num_ids: int) -> PKBatchPlan:
     """The P x K sampling plan over this source with `num_ids` identities per batch."""
@@ -143,10 +144,9 @@ class TaskRows:
   def _decode(self, index: int, key: tuple[int, int, int]) -> tuple[np.ndarray, int]:
     """The image of record `index` or, under 'skip', of another record of its identity.
 
-    Under 'skip' an undecodable file is logged once by this loader: the threads that load batches at the
-    same time may each fail on it, but only the first to mark it bad warns. (With data.num_workers > 0
-    each worker process has its own loader, so each that meets the file warns once; the run's closing
-    count is of distinct files.)
+    Under 'skip' an undecodable file is logged once by this loader and its copies in worker processes:
+    the threads and processes that load batches at the same time may each fail on it, but only the first
+    to mark it warns.
     """
     for candidate in self._candidates(index, key):
       if candidate in self._bad:
@@ -156,14 +156,21 @@ class TaskRows:
       except image_ops.ImageError as error:
         if self.spec.on_bad_image == "fail":
           raise
-        with self._bad_lock:
-          first = candidate not in self._bad
-          self._bad.add(candidate)
-        if first:
+        self._bad.add(candidate)
+        if self._first_to_mark(candidate):
           logging.warning("%s; using another image of identity %d (on_bad_image='skip')",
                           error, self.records[candidate].pid)
     raise image_ops.ImageError(f"no image of identity {self.records[index].pid} can be read "
                                f"(first: {self.records[index].path!r})")
+
+  def _first_to_mark(self, index: int) -> bool:
+    """Whether this call is the first, of every thread and process loading for this loader, to mark record
+    `index` undecodable (an exclusive create is atomic across both)."""
+    try:
+      os.close(os.open(os.path.join(self._warned, str(index)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+      return False
+    return True
 
   def _candidates(self, index: int, key: tuple[int, int, int]) -> Iterator[int]:
     """`index`, then (under 'skip') the identity's other records in an order drawn from `key`.
@@ -207,7 +214,10 @@ class _LoadTrainBatch:
 
 
 class CountUnreadable:
-  """A stream of batches that adds the (task, record) pairs of their 'unreadable' rows to `seen`."""
+  """A stream of batches that adds the (task, record) pairs of their 'unreadable' rows to `seen`.
+
+  Its state carries `seen` beside the stream's, so a resumed run's count includes the images met before.
+  """
 
   def __init__(self, batches, seen: set[tuple[int, int]]):
     self.batches, self.seen = batches, seen
@@ -221,9 +231,11 @@ class CountUnreadable:
     return batch
 
   def get_state(self) -> dict:
-    return self.batches.get_state()
+    return {**self.batches.get_state(), _SEEN_UNREADABLE: sorted(map(list, self.seen))}
 
   def set_state(self, state: dict) -> None:
+    state = dict(state)
+    self.seen.update(map(tuple, state.pop(_SEEN_UNREADABLE, [])))  # absent from checkpoints saved before it
     self.batches.set_state(state)
 
   def close(self) -> None:
