@@ -3,7 +3,8 @@
 A structural change of the trainer or the methods must not change what they
 compute. The towers are pinned here to the smoke presets' values of that
 commit, so that a later change of a preset's tower default does not move these
-numbers; so is the gradient clipping of that commit's recipe (none). A change
+numbers; so are the gradient clipping of that commit's recipe (none) and ITKM's image-encoder learning
+rate of that commit (3.5e-4, now 3.5e-5). A change
 of the towers' code, the data or the loss does move them, and then the values
 are recorded again (`JREID_RECORD_LOSSES=1 pytest -s` prints them).
 """
@@ -56,6 +57,8 @@ def smoke_config(name: str) -> ConfigDict:
     kept = {k: v for k, v in config.model[tower].items() if k not in values}  # e.g. template.shared
     config.model[tower] = ConfigDict({**values, **kept})
   config.optim.grad_clip = 0.0  # bfffb85's recipe
+  if name == "itkm":
+    config.optim.update(lr=3.5e-4, warmup_init_lr=3.5e-6, min_lr=1e-6)  # bfffb85's image-encoder schedule
   return config
 
 
