@@ -43,6 +43,7 @@ PHOTOS = ("data.train_modalities=('rgb',)",)
 STEPS_3K = ("train.num_steps=3000", "train.checkpoint_every=1000")
 NO_CLIP = ("optim.grad_clip=0.0",)
 WIDE_STEM = "model.vision.stem_width=64"  # the best tower of the `gap` plan (benchmarks/LEARNING.md)
+ONE_BLOCK = "model.vision.stem_blocks=1"  # the image tower's default; the unified `cpu` preset's stem has none
 
 
 def _tower(stem: str, blocks: int = 0, pool: str = "token") -> tuple[str, ...]:
@@ -80,7 +81,8 @@ def _recipe() -> list[Run]:
   runs += [Run("jreid-conv1-noclip", s, overrides=PHOTOS + STEPS_3K + NO_CLIP) for s in (1, 2)]
   runs += [Run("peer-resnet18", s, peer=("--size", "96,48", "--P", "8", "--K", "4", "--steps", "3000",
                                          "--model", "resnet18")) for s in range(4)]
-  runs += [Run("unified-conv1-clip", s, "configs/unified.py", ("eval.missing_modalities=False",)) for s in (0, 1)]
+  runs += [Run("unified-conv1-clip", s, "configs/unified.py", ("eval.missing_modalities=False", ONE_BLOCK))
+           for s in (0, 1)]
   return runs
 
 
@@ -169,7 +171,7 @@ def _tables() -> list[Run]:
   """The results tables re-measured with the wide conv stem and the default recipe: the unified, Instruct-ReID
   and UNIReID `cpu` presets at the default job's budget (1,000 steps), seeds 0-3 of the unified model and 0-2
   of the others (issue 17)."""
-  steps = ("train.num_steps=1000", "eval.missing_modalities=False", WIDE_STEM)
+  steps = ("train.num_steps=1000", "eval.missing_modalities=False", WIDE_STEM, ONE_BLOCK)
   seeds = {"unified": range(4), "instruct": range(3), "unireid": range(3)}
   return [Run(name, s, f"configs/{name}.py", steps) for name in seeds for s in seeds[name]]
 
@@ -182,7 +184,7 @@ def _diagnose() -> list[Run]:
   """Why multi-task training did not take off (before gradient clipping): the unified model on traditional
   plus one other task, 1,200 steps, with the conv stem and no clipping; and the image tower in full fp32
   matmuls (no TF32). The curves of summary.json hold the answer (issue 17)."""
-  base = ("train.num_steps=1200", "eval.missing_modalities=False") + NO_CLIP
+  base = ("train.num_steps=1200", "eval.missing_modalities=False", ONE_BLOCK) + NO_CLIP
   runs = [Run("unified-all", 0, "configs/unified.py", base)]
   for task in UNIFIED_TASKS:
     tasks = ("traditional",) if task == "traditional" else ("traditional", task)
