@@ -176,6 +176,18 @@ def _tables() -> list[Run]:
   return [Run(name, s, f"configs/{name}.py", steps) for name in seeds for s in seeds[name]]
 
 
+def _default() -> list[Run]:
+  """What lifts the default job's tasks from chance within its budget: the unified `cpu` preset as shipped
+  (1,000 steps, the stem without residual blocks) and single recipe changes, seeds 0 and 1 (issue 17)."""
+  base = ("eval.missing_modalities=False",)
+  hard = ("data.task_ratios.traditional=0.25", "data.task_ratios.cross_resolution=0.25")
+  exchange = ("data.augment.channel_exchange=0.3",)
+  variants = {"default": (), "hard": hard, "mixed-p9": ("data.mix_mode=mixed", "data.num_ids=9"),
+              "cx": exchange, "hard-cx": hard + exchange, "tuned": ("optim.weight_decay=0.05", "optim.warmup_steps=150"),
+              "nodyn": ("loss.dynamic=False",), "lr2e-3": ("optim.lr=2e-3",)}
+  return [Run(f"unified-{k}", s, "configs/unified.py", base + v) for k, v in variants.items() for s in (0, 1)]
+
+
 UNIFIED_TASKS = ("traditional", "clothes_changing", "visible_infrared", "text", "clothes_template",
                  "language_instructed", "cross_resolution", "sketch", "text+sketch")
 
@@ -248,7 +260,7 @@ def _check() -> list[Run]:
 
 
 PLANS = {"towers": _towers, "diagnose": _diagnose, "recipe": _recipe, "gap": _gap, "close": _close, "final": _final,
-         "tables": _tables, "modality": _modality, "stable": _stable, "pretrain": _pretrain, "itkm": _itkm,
+         "tables": _tables, "default": _default, "modality": _modality, "stable": _stable, "pretrain": _pretrain, "itkm": _itkm,
          "check": _check}
 
 
