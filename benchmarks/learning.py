@@ -260,8 +260,8 @@ def _check() -> list[Run]:
 
 
 PLANS = {"towers": _towers, "diagnose": _diagnose, "recipe": _recipe, "gap": _gap, "close": _close, "final": _final,
-         "tables": _tables, "default": _default, "modality": _modality, "stable": _stable, "pretrain": _pretrain, "itkm": _itkm,
-         "check": _check}
+         "tables": _tables, "default": _default, "modality": _modality, "stable": _stable, "pretrain": _pretrain,
+         "itkm": _itkm, "check": _check}
 
 
 def _command(run: Run, workdir: pathlib.Path, peer_dir: pathlib.Path, market: pathlib.Path, init: str) -> list[str]:

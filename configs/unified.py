@@ -14,7 +14,7 @@ ratios only). Evaluation reports every task under its protocol and the
 combined queries with a part missing (eval.missing_modalities).
 
 Presets: 'cpu' (default; small towers on the synthetic set, 1,000 steps:
-about 12 minutes on 2 CPU cores), 'smoke' (tiny, for CI), 'gpu' (ViT-B/16 at 256x128, bf16;
+under 10 minutes on 2 CPU cores), 'smoke' (tiny, for CI), 'gpu' (ViT-B/16 at 256x128, bf16;
 --config.model.init=DIR starts from a converted CLIP). Comparison with the
 single-method configs: benchmarks/UNIFIED.md.
 """
@@ -42,7 +42,7 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   if preset == "cpu":
     # Nine tasks cost more per step than one. On 2 CPU cores the conv stem's residual blocks took half of each
     # step: 1,000 steps ran 23.6 min with one per stage, 12.2 min without (traditional 52.8 and 50.6 mAP, the
-    # other tasks alike; README, 2026-12-06).
+    # other tasks alike), 9.7 min once each batch skipped the parts its task does not use (README, 2026-12-07).
     c.train.num_steps = 1000
     c.model.vision.stem_blocks = 0
   return c

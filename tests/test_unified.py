@@ -77,6 +77,71 @@ def test_every_task_has_rows_of_its_kind(method, batch):
               "text+sketch": {kinds.NONE, kinds.FUSION}}
   for t, name in enumerate(names):
     assert set(row_kinds[task == t]) <= expected[name] and len(row_kinds[task == t]), name
+  assert {name: set(k) for name, k in kinds.ROW_KINDS.items()} == expected  # what step_parts reads
+
+
+def test_step_parts_by_hand():
+  parts = kinds.step_parts
+  assert parts(["cross_resolution"]) == parts(["sketch"]) == kinds.StepParts(False, False, False, False)
+  assert parts(["traditional"]) == kinds.StepParts(text=True, template=False, edit=True, image_text=False)
+  assert parts(["text"]) == kinds.StepParts(text=True, template=False, edit=False, image_text=True)
+  assert parts(["clothes_template"]) == kinds.StepParts(text=False, template=True, edit=True, image_text=False)
+  assert parts(["text+sketch"]) == kinds.StepParts(text=True, template=False, edit=False, image_text=False)
+  assert parts(kinds.ALL_TASKS) == kinds.StepParts()
+
+
+def _task_batches(method, tiny):
+  """One per_batch-mode batch of each task, as the trainer's host batches."""
+  config, records = method.config, training_records(tiny, method.config.data.train_modalities)
+  for i, task in enumerate(method.train_tasks(records, loop.batch_spec(config))):
+    batch = next(iter(mixing.mixed_dataset([task], "per_batch", config.seed)))
+    yield task.name, {**batch, "task": np.full_like(batch["task"], i)}
+
+
+def test_each_tasks_step_variant_gives_the_full_networks_losses_and_gradients(method, batch, tiny):
+  """A per_batch-mode batch skips the parts its task does not use (step_variant); its loss terms and gradients
+  are those of the whole network."""
+  params, model_state = method.init(jax.random.key(0), batch)
+  # Moved off the initial values, so that the editing gates are open and every part's gradient counts.
+  params = jax.tree.map(lambda p: p + 0.05 * jax.random.normal(jax.random.key(2), p.shape, p.dtype), params)
+  assert method.config.data.mix_mode == "per_batch"
+  loss_and_grad = jax.jit(jax.value_and_grad(lambda p, b, variant: method.loss(p, model_state, b, jax.random.key(1),
+                                                                              variant=variant), has_aux=True),
+                          static_argnames="variant")  # one compile per variant (None: the whole network)
+  seen = set()
+  for name, host in _task_batches(method, tiny):
+    variant = method.step_variant(host)
+    assert variant == kinds.step_parts([name]), name
+    seen.add(variant)
+    device = {k: jnp.asarray(v) for k, v in host.items()}
+    (_, (full, _)), full_grads = loss_and_grad(params, device, variant=None)
+    (_, (part, _)), part_grads = loss_and_grad(params, device, variant=variant)
+    assert set(full) == set(part), name
+    for term in full:
+      np.testing.assert_allclose(np.asarray(part[term]), np.asarray(full[term]), rtol=2e-4, atol=2e-5,
+                                 err_msg=f"{name}: {term}")
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(full_grads), jax.tree_util.tree_leaves(part_grads)):
+      np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=2e-3, atol=2e-5,
+                                 err_msg=f"{name}: {jax.tree_util.keystr(path)}")
+  assert len(seen) == 5  # the nine tasks need five distinct steps
+
+
+def test_training_with_step_variants_follows_the_full_step(tiny, tmp_path):
+  """Through the trainer, per_batch-mode training with one compiled step per variant gives the losses of
+  training the whole network on every batch."""
+  config = unified_config.get_config("smoke")
+  config.train.update(num_steps=6, checkpoint_every=100)
+  records = training_records(tiny, config.data.train_modalities)
+  histories = []
+  for name, variants in (("full", False), ("variants", True)):
+    built = methods.build(config, tiny.num_train_ids, records)
+    if not variants:
+      built.step_variant = None
+    histories.append(loop.train(config, str(tmp_path / name), built, show_progress=False)[1])
+  full, parts = histories
+  assert sorted(full) == sorted(parts) == list(range(1, 7))
+  for step in full:
+    np.testing.assert_allclose(parts[step]["loss"], full[step]["loss"], rtol=1e-3, err_msg=f"step {step}")
 
 
 def test_one_image_tower_and_the_sum_fusion(method, batch):

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import abc
 import functools
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import grain
 import jax
@@ -93,11 +93,16 @@ class Method(abc.ABC):
     """(loss, (terms, new model_state)) of a batch: the default phase's step."""
     raise NotImplementedError(f"{type(self).__name__} trains by its own phases and has no single loss")
 
+  # step_variant(host batch) -> hashable: what parts of the model the batch uses, passed to `loss` as its
+  # keyword `variant` (Phase.variant); None: one step for every batch.
+  step_variant: Callable[[dict], Hashable] | None = None
+
   def phases(self, spec: pipeline.TrainBatchSpec, params: Any) -> list[Phase]:
     """One phase: `loss` over `train_stream(spec)` for config.train.num_steps steps of config.optim."""
     steps = self.config.train.num_steps
     tx, schedule = make_optimizer(self.config.optim, params, steps)
-    return [Phase("train", 0, steps, self.loss, tx, schedule, lambda state: iter(self.train_stream(spec)))]
+    return [Phase("train", 0, steps, self.loss, tx, schedule, lambda state: iter(self.train_stream(spec)),
+                  variant=self.step_variant)]
 
   def train_stream(self, spec: pipeline.TrainBatchSpec) -> grain.IterDataset:
     """The checkpointable stream of training batches: P x K of the training set."""

@@ -60,8 +60,12 @@ class EditingVisionTransformer(VisionTransformer):
 
   attention: type[MultiHeadAttention] = EditingAttention
 
-  def __call__(self, images: jax.Array, instruction: jax.Array, instruction_mask: jax.Array) -> EncoderOutput:
-    """Encodes normalised images [B, H, W, 3] edited by instruction tokens [B, S, D] (mask [B, S])."""
+  def __call__(self, images: jax.Array, instruction: jax.Array | None,
+               instruction_mask: jax.Array | None = None) -> EncoderOutput:
+    """Encodes normalised images [B, H, W, 3] edited by instruction tokens [B, S, D] (mask [B, S]); None: no
+    row has an instruction, and the blocks skip the editing layers (the same result as an all-False mask)."""
+    if instruction is None:
+      return super().__call__(images)
     return super().__call__(images, instruction=instruction.astype(jnp.dtype(self.config.dtype)),
                             instruction_mask=instruction_mask)
 

@@ -10,6 +10,7 @@ the checkpoint runs its on-enter hook again (a function of the state).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Callable, Sequence
 
@@ -142,7 +143,7 @@ class _Run:
     self.history = {}
     self.preemption = PreemptionWatch()
     self.unreadable = set()  # (task, record index) of the unreadable images this process's batches replaced
-    self._steps = {}  # (loss, tx) -> its compiled step
+    self._steps = {}  # (loss, tx, variant) -> its compiled step
 
   def close(self) -> None:
     self.progress.close()
@@ -166,14 +167,21 @@ class _Run:
     finally:
       batches.close()
 
-  def _steps_of(self, phase: Phase, batches: Batches) -> None:
-    key = (phase.loss, phase.tx)
+  def _step_for(self, phase: Phase, host_batch: dict):
+    """The compiled step of the phase's loss and optimizer for this batch's variant (Phase.variant)."""
+    variant = None if phase.variant is None else phase.variant(host_batch)
+    key = (phase.loss, phase.tx, variant)
     if key not in self._steps:
-      self._steps[key] = make_train_step(phase.loss, phase.tx, self.setup.layouts)
-    train_step = self._steps[key]
+      loss = phase.loss if phase.variant is None else functools.partial(phase.loss, variant=variant)
+      self._steps[key] = make_train_step(loss, phase.tx, self.setup.layouts)
+    return self._steps[key]
+
+  def _steps_of(self, phase: Phase, batches: Batches) -> None:
     pending = None  # (step, device metrics) of the previous step, read one step late so the device keeps busy
     for step in range(int(self.state.step) + 1, min(phase.stop, self.total) + 1):
-      batch = sharding.global_batch(next(batches), self.setup.layouts.batch)
+      host_batch = next(batches)
+      train_step = self._step_for(phase, host_batch)
+      batch = sharding.global_batch(host_batch, self.setup.layouts.batch)
       self.state, metrics = train_step(self.state, batch)
       if pending is not None:
         self._settle(phase, *pending)

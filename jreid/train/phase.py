@@ -11,7 +11,7 @@ optimizer share one compiled step.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Hashable, Mapping, Protocol
 
 import jax
 import optax
@@ -60,7 +60,10 @@ class Phase:
   may depend on the state. on_enter(state, log): runs when the phase starts
   (not when a run resumes inside it) and returns the state to train on.
   hooks: run after their steps, before a checkpoint is written. scalars:
-  constants logged with the phase's training metrics.
+  constants logged with the phase's training metrics. variant(host batch):
+  a hashable that the loss takes as its keyword `variant` (what parts of the
+  model the batch uses); the step is compiled once per value. It must give
+  every process the same value for its block of a batch.
   """
 
   name: str
@@ -74,6 +77,7 @@ class Phase:
   on_enter: HookFn | None = None
   hooks: tuple[Hook, ...] = ()
   scalars: Mapping[str, float] = dataclasses.field(default_factory=dict)
+  variant: Callable[[dict], Hashable] | None = None
 
   def lr(self, step: int) -> float:
     """The learning rate of global step `step` (1-based)."""

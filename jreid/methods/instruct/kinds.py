@@ -1,4 +1,10 @@
-"""Instruct-ReID's task kinds and what a row's instruction is: plain constants, which configs import too."""
+"""Instruct-ReID's task kinds, what a row's instruction is, and which parts of the network a task's rows use.
+
+Plain constants and one small dataclass, which configs import too.
+"""
+
+import dataclasses
+from typing import Iterable
 
 # The six tasks of Instruct-ReID and the instruction each row of theirs carries.
 TASK_KINDS = ("traditional", "clothes_changing", "visible_infrared", "text", "clothes_template",
@@ -11,6 +17,31 @@ ENCODERS = ("clip_text", "bert")  # config.model.instruction.encoder
 # caption (text-to-image rows: encoded for the losses, never editing the image), or a caption whose embedding
 # is added to the image's (text+sketch rows: the sum fusion of UNIReID).
 NONE, TEXT, TEMPLATE, CAPTION, FUSION = range(5)
+# The instruction kinds of each task's training rows (jreid.methods.instruct.tasks.InstructionCompanions).
+ROW_KINDS = {
+    "traditional": (TEXT,), "clothes_changing": (TEXT,), "visible_infrared": (TEXT,), "text": (CAPTION,),
+    "clothes_template": (TEMPLATE,), "language_instructed": (TEXT,), "cross_resolution": (NONE,),
+    "sketch": (NONE,), "text+sketch": (NONE, FUSION),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class StepParts:
+  """The parts of the network a training batch uses: the text tower, the template tower, the editing layers
+  and the image-text losses (contrast and matching). A batch whose rows use fewer skips the rest, with the
+  same losses: a part no row uses only ever meets masked-out or zero-weighted rows."""
+
+  text: bool = True
+  template: bool = True
+  edit: bool = True
+  image_text: bool = True
+
+
+def step_parts(tasks: Iterable[str]) -> StepParts:
+  """What a batch holding rows of `tasks` uses (ROW_KINDS)."""
+  kinds = {kind for task in tasks for kind in ROW_KINDS[task]}
+  return StepParts(text=bool(kinds & {TEXT, CAPTION, FUSION}), template=TEMPLATE in kinds,
+                   edit=bool(kinds & {TEXT, TEMPLATE}), image_text=CAPTION in kinds)
 
 
 def ratio_key(task: str) -> str:

@@ -37,7 +37,7 @@ from jreid import losses
 from jreid.eval.extract import padded_chunks
 from jreid.methods.base import Method
 from jreid.methods.export import exported_towers
-from jreid.methods.instruct.kinds import CAPTION, ENCODERS, NONE, TEMPLATE, TEXT, ratio_key
+from jreid.methods.instruct.kinds import CAPTION, ENCODERS, NONE, TEMPLATE, TEXT, StepParts, ratio_key, step_parts
 from jreid.methods.instruct.net import InstructNet, Outputs
 from jreid.methods.instruct.tasks import (EvalInstructions, InstructionCompanions, Outfits, task_records,
                                           trainable_tasks)
@@ -175,23 +175,36 @@ class InstructReID(Method):
                                    "seen": jnp.zeros(num_tasks, bool)}
     return params, model_state
 
-  def loss(self, params, model_state, batch, rng):
+  def step_variant(self, batch: dict) -> StepParts:
+    """The parts of the network a host batch's rows use (`loss`'s variant): with data.mix_mode 'per_batch'
+    its task's, else those of every training task. Every process's block of a batch gets the same answer."""
+    tasks = self.config.data.tasks
+    if self.config.data.mix_mode == "per_batch":
+      tasks = [tasks[int(batch["task"][0])]]
+    return step_parts(tasks)
+
+  def loss(self, params, model_state, batch, rng, variant: StepParts | None = None):
+    """variant: the parts the batch uses (`step_variant`); None: all of them."""
     cfg = self.config.loss
+    parts = variant or StepParts()
     kind = batch["instruction_kind"]
     labels = batch["identity"]
     out, updates = self.net.apply({"params": params, **model_state}, batch["image"], batch["instruction"],
-                                  batch["template"], kind, train=True, mutable=["batch_stats"])
+                                  batch["template"], kind, train=True, parts=parts, mutable=["batch_stats"])
     reid, t2i = kind != CAPTION, kind == CAPTION
     updates = dict(updates)
     id_rows = losses.cross_entropy_per_row(out.logits, labels, cfg.label_smoothing)
-    contrastive_rows, terms = self._text_to_image_losses(params, model_state, out, labels, t2i, rng)
+    if parts.image_text:
+      contrastive_rows, terms = self._text_to_image_losses(params, model_state, out, labels, t2i, rng)
+    else:  # no text-to-image row
+      contrastive_rows, terms = jnp.zeros(labels.shape, jnp.float32), {"matching": jnp.zeros((), jnp.float32)}
     weights = jnp.ones(labels.shape, jnp.float32)
     if cfg.dynamic:  # each row weighted by its task's confidence (identity CE, or InfoNCE for text rows)
       weights, updates["task_stats"], task_weights = self._task_weights(
           model_state["task_stats"], batch["task"], jnp.where(reid, id_rows, contrastive_rows))
       terms["task_weight"] = jnp.mean(weights)
       terms.update({f"task_weight/{task}": w for task, w in zip(self.config.data.tasks, task_weights)})
-    if cfg.adaptive:
+    if cfg.adaptive and (parts.text or parts.template):
       relatedness = losses.instruction_relatedness(labels, out.instruction.embedding)
     else:
       relatedness = (labels[:, None] == labels[None, :]).astype(jnp.float32)

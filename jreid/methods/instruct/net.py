@@ -16,7 +16,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from jreid.methods.instruct.kinds import CAPTION, FUSION, TEMPLATE, TEXT
+from jreid.methods.instruct.kinds import CAPTION, FUSION, TEMPLATE, TEXT, StepParts
 from jreid.models import bert as bert_lib
 from jreid.models.clip import EncoderOutput, TextConfig, TextTransformer, VisionConfig, VisionTransformer
 from jreid.models.editing import AttentionFusion, EditingVisionTransformer
@@ -100,18 +100,23 @@ class InstructNet(nn.Module):
     x = normalize_images(templates, jnp.dtype(self.template_config.dtype))
     if not self.shared_template:
       return self.template(x)
-    if not self.editing:
-      return self.vision(x)
-    nothing = jnp.zeros((x.shape[0], 1, self.vision_config.width), x.dtype)
-    return self.vision(x, nothing, jnp.zeros((x.shape[0], 1), bool))
+    return self.vision(x, None) if self.editing else self.vision(x)
 
-  def encode_instruction(self, token_ids: jax.Array, templates: jax.Array, kind: jax.Array) -> Instruction:
+  def encode_instruction(self, token_ids: jax.Array, templates: jax.Array, kind: jax.Array,
+                         parts: StepParts | None = None) -> Instruction:
     """Sentences (kind TEXT, CAPTION, FUSION) or template images (kind TEMPLATE) of each row.
 
-    The template tower runs only when some row has a template (a batch of
-    other tasks skips it).
+    parts (training, known per batch): the text and template towers run only
+    where parts says a row uses them. None (inference): the text tower runs,
+    and the template tower only when some row has a template (a run-time
+    branch, slower than a skip known at compile time).
     """
-    text_tokens, text_mask, text_embedding = self.encode_text(token_ids)
+    if parts is None or parts.text:
+      text_tokens, text_mask, text_embedding = self.encode_text(token_ids)
+    else:  # no row's tokens are attended to nor its embedding used
+      text_tokens = jnp.zeros((*token_ids.shape, self.vision_config.width), jnp.dtype(self.vision_config.dtype))
+      text_mask = jnp.zeros(token_ids.shape, bool)
+      text_embedding = jnp.zeros((token_ids.shape[0], self.vision_config.embed_dim), jnp.float32)
     is_text = (kind == TEXT) | (kind == CAPTION) | (kind == FUSION)
     is_template = kind == TEMPLATE
     t = self.vision_config if self.shared_template else self.template_config
@@ -120,22 +125,29 @@ class InstructNet(nn.Module):
     skipped = lambda net, x: EncoderOutput(jnp.zeros((x.shape[0], t.grid[0] * t.grid[1] + 1, t.width), dtype),
                                            jnp.zeros((x.shape[0], t.width), dtype),
                                            jnp.zeros((x.shape[0], t.embed_dim), dtype))
-    if self.is_initializing():  # both branches must see the same parameters: create them first
+    if self.is_initializing() or (parts is not None and parts.template):  # init: create the parameters
       template = encoded(self, templates)
+    elif parts is not None:
+      template = skipped(self, templates)
     else:
       template = nn.cond(jnp.any(is_template), encoded, skipped, self, templates)
-    tokens = jnp.concatenate([self.text_adapter(text_tokens), self.template_adapter(template.tokens)], axis=1)
+    text_tokens = self.text_adapter(text_tokens) if parts is None or parts.text else text_tokens
+    tokens = jnp.concatenate([text_tokens, self.template_adapter(template.tokens)], axis=1)
     mask = jnp.concatenate([text_mask & is_text[:, None],
                             jnp.broadcast_to(is_template[:, None], template.tokens.shape[:2])], axis=1)
     embedding = jnp.where(is_template[:, None], template.embedding.astype(jnp.float32),
                           text_embedding.astype(jnp.float32))
     return Instruction(tokens, mask, embedding)
 
-  def encode_image(self, images: jax.Array, instruction: Instruction, kind: jax.Array) -> EncoderOutput:
-    """uint8 images [B, H, W, 3], edited by the instructions of rows of kind TEXT or TEMPLATE."""
+  def encode_image(self, images: jax.Array, instruction: Instruction, kind: jax.Array,
+                   edit: bool = True) -> EncoderOutput:
+    """uint8 images [B, H, W, 3], edited by the instructions of rows of kind TEXT or TEMPLATE (edit=False: a
+    batch without such rows skips the editing layers)."""
     x = normalize_images(images, jnp.dtype(self.vision_config.dtype))
     if not self.editing:
       return self.vision(x)
+    if not edit and not self.is_initializing():
+      return self.vision(x, None)
     edits = (kind == TEXT) | (kind == TEMPLATE)
     return self.vision(x, instruction.tokens, instruction.mask & edits[:, None])
 
@@ -163,9 +175,10 @@ class InstructNet(nn.Module):
     return l2_normalize(self.encode_text(token_ids)[2])
 
   def __call__(self, images: jax.Array, token_ids: jax.Array, templates: jax.Array, kind: jax.Array,
-               train: bool = False) -> Outputs:
-    instruction = self.encode_instruction(token_ids, templates, kind)
-    image = self.encode_image(images, instruction, kind)
+               train: bool = False, parts: StepParts | None = None) -> Outputs:
+    """parts: what the batch's rows use (kinds.step_parts), None: all of it."""
+    instruction = self.encode_instruction(token_ids, templates, kind, parts)
+    image = self.encode_image(images, instruction, kind, parts is None or parts.edit)
     feature = self.feature(image, instruction, kind)
     fused = self.fuse(image.feature, instruction.tokens, instruction.mask)
     _, logits = self.head(feature, train)
