@@ -350,12 +350,13 @@ def _about() -> dict:
 
 def _table(rows: list[dict]) -> str:
   tasks = list(dict.fromkeys(t for r in rows for t in r["tasks"]))
-  lines = ["| run | seed | " + " | ".join(tasks) + " | s |", "|---|---:|" + "---:|" * (len(tasks) + 1)]
+  lines = ["| " + " | ".join(["run", "seed", *tasks, "s"]) + " |", "|---|---:|" + "---:|" * (len(tasks) + 1)]
   for r in rows:
     cells = [f"{r['tasks'][t]['mAP']:.1f}" if t in r["tasks"] else "–" for t in tasks]
-    lines.append(f"| {r['name']} | {r['seed']} | " + " | ".join(cells) + f" | {r['seconds']} |")
+    lines.append("| " + " | ".join([r["name"], str(r["seed"]), *cells, str(r["seconds"])]) + " |")
   chance = {t: r["tasks"][t]["chance_mAP"] for r in rows for t in r["tasks"] if "chance_mAP" in r["tasks"][t]}
-  lines.append("| chance | | " + " | ".join(f"{chance[t]:.1f}" if t in chance else "–" for t in tasks) + " | |")
+  lines.append("| " + " | ".join(["chance", "", *(f"{chance[t]:.1f}" if t in chance else "–" for t in tasks), ""])
+               + " |")
   return "\n".join(lines) + "\n"
 
 

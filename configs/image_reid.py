@@ -75,6 +75,11 @@ def get_config(preset: str = "cpu") -> ConfigDict:
   )
 
   c.train = ConfigDict(dict(num_steps=1500, log_every=20, checkpoint_every=200, max_checkpoints=2))
+  # One compiled step per combination of the network's parts a batch uses (the methods that have such parts:
+  # Instruct-ReID, unified). On 2 CPU cores the unified default job went from 12.2 to 9.7 min; on a GPU, with
+  # other runs beside it, each compile took minutes and eight 1,000-step runs did not get past compiling in
+  # 440 s (benchmarks/LEARNING.md), so only the cpu preset compiles them.
+  c.train.step_variants = preset == "cpu"
 
   c.eval = ConfigDict(dict(
       tasks=(),  # empty: the dataset's own tasks (jreid.eval.tasks.task_names)

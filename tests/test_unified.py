@@ -129,14 +129,13 @@ def test_each_tasks_step_variant_gives_the_full_networks_losses_and_gradients(me
 def test_training_with_step_variants_follows_the_full_step(tiny, tmp_path):
   """Through the trainer, per_batch-mode training with one compiled step per variant gives the losses of
   training the whole network on every batch."""
-  config = unified_config.get_config("smoke")
-  config.train.update(num_steps=6, checkpoint_every=100)
-  records = training_records(tiny, config.data.train_modalities)
+  records = training_records(tiny, unified_config.get_config("smoke").data.train_modalities)
   histories = []
   for name, variants in (("full", False), ("variants", True)):
+    config = unified_config.get_config("smoke")
+    config.train.update(num_steps=6, checkpoint_every=100, step_variants=variants)
     built = methods.build(config, tiny.num_train_ids, records)
-    if not variants:
-      built.step_variant = None
+    assert [p.variant is not None for p in built.phases(loop.batch_spec(config), {})] == [variants]
     histories.append(loop.train(config, str(tmp_path / name), built, show_progress=False)[1])
   full, parts = histories
   assert sorted(full) == sorted(parts) == list(range(1, 7))

@@ -94,7 +94,7 @@ class Method(abc.ABC):
     raise NotImplementedError(f"{type(self).__name__} trains by its own phases and has no single loss")
 
   # step_variant(host batch) -> hashable: what parts of the model the batch uses, passed to `loss` as its
-  # keyword `variant` (Phase.variant); None: one step for every batch.
+  # keyword `variant` (Phase.variant) when config.train.step_variants; None: one step for every batch.
   step_variant: Callable[[dict], Hashable] | None = None
 
   def phases(self, spec: pipeline.TrainBatchSpec, params: Any) -> list[Phase]:
@@ -102,7 +102,7 @@ class Method(abc.ABC):
     steps = self.config.train.num_steps
     tx, schedule = make_optimizer(self.config.optim, params, steps)
     return [Phase("train", 0, steps, self.loss, tx, schedule, lambda state: iter(self.train_stream(spec)),
-                  variant=self.step_variant)]
+                  variant=self.step_variant if self.config.train.get("step_variants", False) else None)]
 
   def train_stream(self, spec: pipeline.TrainBatchSpec) -> grain.IterDataset:
     """The checkpointable stream of training batches: P x K of the training set."""
