@@ -183,7 +183,8 @@ def _default() -> list[Run]:
   hard = ("data.task_ratios.traditional=0.25", "data.task_ratios.cross_resolution=0.25")
   exchange = ("data.augment.channel_exchange=0.3",)
   variants = {"default": (), "hard": hard, "mixed-p9": ("data.mix_mode=mixed", "data.num_ids=9"),
-              "cx": exchange, "hard-cx": hard + exchange, "tuned": ("optim.weight_decay=0.05", "optim.warmup_steps=150"),
+              "cx": exchange, "hard-cx": hard + exchange,
+              "tuned": ("optim.weight_decay=0.05", "optim.warmup_steps=150"),
               "nodyn": ("loss.dynamic=False",), "lr2e-3": ("optim.lr=2e-3",)}
   return [Run(f"unified-{k}", s, "configs/unified.py", base + v) for k, v in variants.items() for s in (0, 1)]
 

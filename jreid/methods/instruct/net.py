@@ -113,6 +113,7 @@ class InstructNet(nn.Module):
     """
     if parts is None or parts.text:
       text_tokens, text_mask, text_embedding = self.encode_text(token_ids)
+      text_tokens = self.text_adapter(text_tokens)
     else:  # no row's tokens are attended to nor its embedding used
       text_tokens = jnp.zeros((*token_ids.shape, self.vision_config.width), jnp.dtype(self.vision_config.dtype))
       text_mask = jnp.zeros(token_ids.shape, bool)
@@ -131,7 +132,6 @@ class InstructNet(nn.Module):
       template = skipped(self, templates)
     else:
       template = nn.cond(jnp.any(is_template), encoded, skipped, self, templates)
-    text_tokens = self.text_adapter(text_tokens) if parts is None or parts.text else text_tokens
     tokens = jnp.concatenate([text_tokens, self.template_adapter(template.tokens)], axis=1)
     mask = jnp.concatenate([text_mask & is_text[:, None],
                             jnp.broadcast_to(is_template[:, None], template.tokens.shape[:2])], axis=1)
@@ -146,7 +146,7 @@ class InstructNet(nn.Module):
     x = normalize_images(images, jnp.dtype(self.vision_config.dtype))
     if not self.editing:
       return self.vision(x)
-    if not edit and not self.is_initializing():
+    if not edit:
       return self.vision(x, None)
     edits = (kind == TEXT) | (kind == TEMPLATE)
     return self.vision(x, instruction.tokens, instruction.mask & edits[:, None])
